@@ -1,0 +1,46 @@
+"""Ambisonics maths on AmbiX (ACN W, Y, Z, X; SN3D) audio, in torch with numpy-friendly entry points.
+
+Angles are degrees: azimuth 0 = front (+x), +90 = left (+y); elevation +90 = up. See shared/DESIGN.md section 1.
+"""
+
+from .decode import decode_binaural, decode_stereo
+from .encoding import (
+    ambix_to_fuma,
+    direction_vector,
+    encode_mono,
+    foa_gains,
+    fuma_to_ambix,
+    vector_to_angles,
+    wrap_degrees,
+)
+from .intensity import (
+    broadband_doa,
+    diffuseness,
+    direction_energy_map,
+    foa_stft,
+    framewise_doa,
+    intensity_from_stft,
+    intensity_vectors,
+)
+from .rotation import rotate_foa, rotation_matrix
+
+__all__ = [
+    "ambix_to_fuma",
+    "broadband_doa",
+    "decode_binaural",
+    "decode_stereo",
+    "diffuseness",
+    "direction_energy_map",
+    "direction_vector",
+    "encode_mono",
+    "foa_gains",
+    "foa_stft",
+    "framewise_doa",
+    "fuma_to_ambix",
+    "intensity_from_stft",
+    "intensity_vectors",
+    "rotate_foa",
+    "rotation_matrix",
+    "vector_to_angles",
+    "wrap_degrees",
+]
