@@ -1,0 +1,146 @@
+"""The ``soundstage`` command: parses arguments and calls the library functions that tests call too."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+PRESETS = ("tiny", "small", "paper")
+
+
+def _data_sfx(args: argparse.Namespace) -> None:
+    from soundstage.data.sfx import build_sfx_corpus
+
+    print(build_sfx_corpus(args.out, cache_dir=args.cache).summary())
+
+
+def _data_import(args: argparse.Namespace) -> None:
+    from soundstage.data.importer import import_corpus
+
+    print(import_corpus(args.csv, args.audio_root, args.out).summary())
+
+
+def _data_spatialize(args: argparse.Namespace) -> None:
+    from soundstage.data.spatialize import spatialize_corpus
+
+    report = spatialize_corpus(
+        args.in_dir,
+        args.out,
+        per_clip=args.per_clip,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+        workers=args.workers,
+        shard=args.shard,
+        num_shards=args.num_shards,
+    )
+    print(report.summary())
+
+
+def _train(args: argparse.Namespace) -> None:
+    from soundstage.train.trainer import TrainConfig, run_training
+
+    if args.component == "codec":
+        from soundstage.train.codec_task import CODEC_TRAIN_DEFAULTS as defaults
+        from soundstage.train.codec_task import make_codec_task as make_task
+    else:
+        from soundstage.train.elsa_task import ELSA_TRAIN_DEFAULTS as defaults
+        from soundstage.train.elsa_task import make_elsa_task as make_task
+    values: dict[str, Any] = dict(defaults.get(args.preset, {}))
+    for flag, key in (("steps", "max_steps"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
+                      ("workers", "num_workers"), ("seed", "seed"), ("mixed_precision", "mixed_precision")):
+        if getattr(args, flag) is not None:
+            values[key] = getattr(args, flag)
+    config = TrainConfig(out_dir=args.out, **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
+    task = make_task(args.preset, args.data, config)
+    exported = run_training(task, config, resume=args.resume)
+    print(f"exported EMA weights to {exported}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    if args.component == "codec":
+        from soundstage.codec.evaluate import evaluate_codec
+
+        evaluate_codec(args.model, args.data, split=args.split, out_json=args.out, max_clips=args.max_clips)
+    else:
+        from soundstage.elsa_encoder.evaluate import evaluate_elsa
+
+        evaluate_elsa(args.model, args.data, split=args.split, out_dir=args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soundstage", description="Spatial audio (first-order ambisonics) generation, data, training and evaluation."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="build corpora and spatial datasets").add_subparsers(
+        dest="data_command", required=True, metavar="DATA_COMMAND"
+    )
+    sfx = data.add_parser("sfx", help="real sound-effect corpus (mono) from Debian packages")
+    sfx.add_argument("--out", type=Path, required=True, help="output corpus folder")
+    sfx.add_argument("--cache", type=Path, default=None, help="where .deb packages are kept (default ~/.cache/soundstage)")
+    sfx.set_defaults(handler=_data_sfx)
+
+    imp = data.add_parser("import", help="import your own mono clips with captions (AudioCaps/Clotho-style CSV)")
+    imp.add_argument("--csv", type=Path, required=True, help="CSV with columns file, caption[, class, licence]")
+    imp.add_argument("--audio-root", type=Path, required=True, help="folder the CSV's file paths are relative to")
+    imp.add_argument("--out", type=Path, required=True, help="output corpus folder")
+    imp.set_defaults(handler=_data_import)
+
+    spa = data.add_parser("spatialize", help="mono corpus -> FOA dataset in simulated rooms")
+    spa.add_argument("--in", dest="in_dir", type=Path, required=True, help="mono corpus folder (manifest.jsonl)")
+    spa.add_argument("--out", type=Path, required=True, help="output FOA dataset folder")
+    spa.add_argument("--per-clip", type=int, default=2, help="spatial versions per source clip (default 2)")
+    spa.add_argument("--sample-rate", type=int, default=24000, help="output sample rate in Hz (default 24000)")
+    spa.add_argument("--seed", type=int, default=0)
+    spa.add_argument("--workers", type=int, default=1, help="worker processes")
+    spa.add_argument("--shard", type=int, default=0, help="this job's shard index (array jobs)")
+    spa.add_argument("--num-shards", type=int, default=1, help="total number of shards")
+    spa.set_defaults(handler=_data_spatialize)
+
+    train = commands.add_parser("train", help="train a component (resumable)")
+    train.add_argument("component", choices=("codec", "elsa"))
+    train.add_argument("--preset", choices=PRESETS, default="small")
+    train.add_argument("--data", type=Path, required=True, help="FOA dataset folder")
+    train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, exported model/")
+    train.add_argument("--steps", type=int, default=None, help="total training steps (default: the preset's)")
+    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--lr", type=float, default=None, help="peak learning rate")
+    train.add_argument("--workers", type=int, default=None, help="data-loader worker processes")
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None)
+    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    train.set_defaults(handler=_train)
+
+    ev = commands.add_parser("evaluate", help="evaluate a component: prints a table, writes JSON (+ plots)")
+    ev.add_argument("component", choices=("codec", "elsa"))
+    ev.add_argument("--model", default="small", help="model folder or bundled preset name (default: small)")
+    ev.add_argument("--data", type=Path, required=True, help="FOA dataset folder")
+    ev.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    ev.add_argument("--out", type=Path, default=None, help="JSON file (codec) or folder (elsa) for the results")
+    ev.add_argument("--max-clips", type=int, default=None, help="evaluate at most this many clips (codec)")
+    ev.set_defaults(handler=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    handler: Callable[[argparse.Namespace], None] = args.handler
+    try:
+        handler(args)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+        # Library errors are written to be read by users: show the message, not a traceback (-v shows both).
+        if args.verbose:
+            raise
+        print(f"soundstage: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

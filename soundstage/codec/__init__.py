@@ -1,0 +1,22 @@
+"""FOA codec: a 128x VAE over 4-channel AmbiX audio, the latent space of the diffusion model.
+
+``FOACodec.from_pretrained("small")`` loads the bundled codec; ``encode(foa) -> latent``, ``decode(latent) -> foa``.
+"""
+
+from .model import (
+    CODEC_PRESETS,
+    COMPRESSION,
+    CodecInputError,
+    FOACodec,
+    FOACodecConfig,
+    measure_latent_scale,
+)
+
+__all__ = [
+    "CODEC_PRESETS",
+    "COMPRESSION",
+    "CodecInputError",
+    "FOACodec",
+    "FOACodecConfig",
+    "measure_latent_scale",
+]

@@ -1,0 +1,160 @@
+"""Frame-rate FOA autoencoder (the ``small``/``tiny`` codec): STFT features -> ConvNeXt over frames -> latent -> back.
+
+Why this shape (see also the package docstring): a 4-channel waveform autoencoder spends its compute at the sample
+rate (24,000 steps per second per layer); this one works at the STFT frame rate (94 frames per second before, 47
+after the single stride-2 step), which is what makes it trainable on two CPU cores.
+
+Direction lives in the inter-channel relations of FOA. Both ends of the network are written in those terms:
+
+- **encoder input** per time-frequency bin: the log magnitude of each of the 4 channels and the cross-spectra
+  ``conj(W) V_c / E`` (c in X, Y, Z; real part = normalised active intensity, imaginary part = reactive), which are
+  bounded by 1, independent of loudness and of the absolute phase, so the network sees direction directly;
+- **decoder output** per bin: W as a Vocos head (log magnitude and phase) and each of X, Y, Z as a complex gain
+  relative to W, ``V_c = (a_c + i b_c) W``. Then the active intensity of the reconstruction is ``a_c |W|^2``: its
+  direction is set by three real numbers per bin, whatever phase the decoder invents for W, so the sign and balance
+  of W vs X/Y/Z (the direction) cannot be lost to phase errors.
+
+The inverse STFT is an overlap-add with "same" padding (``n_fft - hop`` split over both ends), so ``N`` frames give
+exactly ``N * hop`` samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+W_IDX, X_IDX, Y_IDX, Z_IDX = 0, 3, 1, 2
+VECTOR_CHANNELS = (X_IDX, Y_IDX, Z_IDX)  # AmbiX channel of x, y, z
+NUM_FEATURES = 10  # 4 log magnitudes + 3 x (real, imag) normalised cross-spectra
+NUM_OUTPUTS = 8  # W log magnitude, W phase, 3 x (real, imag) relative gains
+
+
+def stft_same(audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """Complex STFT ``(B, C, F, T // hop)`` of ``(B, C, T)`` audio (``T`` a multiple of ``hop``), Hann window."""
+    b, c, t = audio.shape
+    pad = (n_fft - hop) // 2
+    x = F.pad(audio.reshape(b * c, 1, t), (pad, pad), mode="reflect" if t > pad else "constant").squeeze(1)
+    window = torch.hann_window(n_fft, device=audio.device, dtype=audio.dtype)
+    spec = torch.stft(x, n_fft, hop, window=window, center=False, return_complex=True)
+    return spec.reshape(b, c, spec.shape[-2], spec.shape[-1])
+
+
+def istft_same(spec: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
+    """Inverse of :func:`stft_same`: ``(B, F, N)`` complex -> ``(B, N * hop)`` by windowed overlap-add."""
+    b, _, n = spec.shape
+    pad = (n_fft - hop) // 2
+    window = torch.hann_window(n_fft, device=spec.device, dtype=spec.real.dtype)
+    frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[None, :, None]  # (B, n_fft, N)
+    total = (n - 1) * hop + n_fft
+    out = F.fold(frames, output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop))[:, 0, 0]
+    envelope = F.fold(
+        window.square().expand(1, n, -1).transpose(1, 2), output_size=(1, total), kernel_size=(1, n_fft), stride=(1, hop)
+    )[0, 0, 0]
+    out = out[:, pad : total - pad]
+    return out / envelope[pad : total - pad].clamp_min(1e-8)
+
+
+def foa_features(spec: torch.Tensor) -> torch.Tensor:
+    """``(B, 4, F, N)`` complex FOA spectra -> ``(B, 10 * F, N)`` loudness- and phase-invariant features."""
+    mag = spec.abs()
+    log_mag = torch.log(mag.clamp_min(1e-5))  # (B, 4, F, N)
+    w = spec[:, W_IDX]
+    v = spec[:, list(VECTOR_CHANNELS)]  # (B, 3, F, N)
+    energy = 0.5 * (mag[:, 0].square() + mag[:, 1:].square().sum(1))  # (B, F, N)
+    floor = 1e-10 + 1e-6 * energy.flatten(1).amax(1)[:, None, None]
+    cross = torch.conj(w).unsqueeze(1) * v / (energy + floor).unsqueeze(1)  # |.| <= 1
+    feats = torch.cat((log_mag / 5.0, cross.real, cross.imag), dim=1)  # log_mag / 5: roughly unit range
+    return feats.flatten(1, 2)
+
+
+class ConvNeXtBlock(nn.Module):
+    """Depthwise conv over frames -> LayerNorm -> pointwise MLP -> layer scale, residual. ``(B, D, N)`` -> same."""
+
+    def __init__(self, dim: int, kernel_size: int, mlp_ratio: float, layer_scale: float = 1e-2):
+        super().__init__()
+        hidden = int(dim * mlp_ratio)
+        self.dwconv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dwconv(x).transpose(1, 2)
+        y = self.fc2(F.gelu(self.fc1(self.norm(y))))
+        return x + (self.gamma * y).transpose(1, 2)
+
+
+class ChannelNorm(nn.LayerNorm):
+    """LayerNorm over the channel axis of ``(B, D, N)``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+class STFTEncoder(nn.Module):
+    """``(B, 4, T)`` audio (``T`` a multiple of the latent hop) -> ``(B, 2 * C, T / hop)`` posterior parameters."""
+
+    def __init__(self, n_fft: int, stft_hop: int, hop: int, dim: int, latent_channels: int, frame_blocks: int,
+                 latent_blocks: int, kernel_size: int, mlp_ratio: float):
+        super().__init__()
+        self.n_fft, self.stft_hop = n_fft, stft_hop
+        bins = n_fft // 2 + 1
+        self.embed = nn.Conv1d(NUM_FEATURES * bins, dim, kernel_size=1)
+        self.embed_norm = ChannelNorm(dim)
+        self.frame_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(frame_blocks)])
+        stages = int(round(math.log2(hop // stft_hop)))
+        self.down = nn.Sequential(*[nn.Sequential(ChannelNorm(dim), nn.Conv1d(dim, dim, 2, stride=2))
+                                    for _ in range(stages)])
+        self.latent_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(latent_blocks)])
+        self.out_norm = ChannelNorm(dim)
+        self.out = nn.Conv1d(dim, 2 * latent_channels, kernel_size=1)
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        feats = foa_features(stft_same(audio, self.n_fft, self.stft_hop))
+        x = self.frame_blocks(self.embed_norm(self.embed(feats)))
+        x = self.latent_blocks(self.down(x))
+        return self.out(self.out_norm(x))
+
+
+class STFTDecoder(nn.Module):
+    """``(B, C, L)`` latent -> ``(B, 4, L * hop)`` audio through a W-relative complex spectrum head."""
+
+    def __init__(self, n_fft: int, stft_hop: int, hop: int, dim: int, latent_channels: int, frame_blocks: int,
+                 latent_blocks: int, kernel_size: int, mlp_ratio: float):
+        super().__init__()
+        self.n_fft, self.stft_hop = n_fft, stft_hop
+        self.bins = n_fft // 2 + 1
+        self.embed = nn.Conv1d(latent_channels, dim, kernel_size=3, padding=1)
+        self.embed_norm = ChannelNorm(dim)
+        self.latent_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(latent_blocks)])
+        stages = int(round(math.log2(hop // stft_hop)))
+        self.up = nn.Sequential(*[nn.Sequential(ChannelNorm(dim), nn.ConvTranspose1d(dim, dim, 2, stride=2))
+                                  for _ in range(stages)])
+        self.frame_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(frame_blocks)])
+        self.out_norm = ChannelNorm(dim)
+        self.head = nn.Conv1d(dim, NUM_OUTPUTS * self.bins, kernel_size=1)
+
+    def spectrum(self, latent: torch.Tensor) -> torch.Tensor:
+        """``(B, C, L)`` -> complex ``(B, 4, F, L * hop / stft_hop)`` AmbiX spectra."""
+        x = self.latent_blocks(self.embed_norm(self.embed(latent)))
+        x = self.frame_blocks(self.up(x))
+        out = self.head(self.out_norm(x))
+        b, _, n = out.shape
+        out = out.reshape(b, NUM_OUTPUTS, self.bins, n)
+        # exp of a clamped log magnitude: bounded like Vocos, so early training cannot overflow the iSTFT
+        magnitude = torch.exp(out[:, 0].clamp(max=6.0))
+        w = torch.polar(magnitude, out[:, 1])
+        gains = torch.complex(out[:, 2:5], out[:, 5:8])  # (B, 3, F, N) relative to W, in x, y, z order
+        v = gains * w.unsqueeze(1)
+        # AmbiX order W, Y, Z, X
+        return torch.stack((w, v[:, 1], v[:, 2], v[:, 0]), dim=1)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        spec = self.spectrum(latent)
+        b, c, f, n = spec.shape
+        audio = istft_same(spec.reshape(b * c, f, n), self.n_fft, self.stft_hop)
+        return audio.reshape(b, c, -1)

@@ -1,0 +1,332 @@
+"""The shared training loop: one accelerate loop for every component (codec, ELSA, DiT).
+
+A component supplies a :class:`TrainTask` (its model, dataset, loss and validation); the loop owns everything
+generic: AdamW with warmup + cosine decay, gradient clipping, an EMA copy of the weights, a tqdm bar, TensorBoard and
+a JSONL log, a training-curve plot, checkpoints and exact resume, and export of the EMA weights.
+
+Exact resume. A checkpoint (``out_dir/checkpoints/step_N``, written to a temporary folder and renamed, so a kill
+during saving leaves the previous one intact) holds the model, EMA, optimiser, scheduler, RNG states and the loop
+state (step, samples consumed). Data comes from :class:`StreamSampler`, an endless stream of *stream indices*
+``epoch * N + permutation_epoch[i]`` that is a pure function of (seed, position): a resumed run replays it from the
+saved position. Datasets take the clip ``index % N`` and draw all randomness from ``default_rng((seed, index))``,
+so a resumed run sees exactly the batches an uninterrupted one would have seen.
+
+Multi-GPU: run the same command under ``accelerate launch``; each process takes every ``world_size``-th stream
+position, gradients are averaged by accelerate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_DIR = "checkpoints"
+EXPORT_DIR = "model"
+LOG_NAME = "train_log.jsonl"
+CURVE_NAME = "training_curve.png"
+
+
+@dataclass
+class TrainConfig:
+    """Generic loop settings; each component keeps per-preset defaults (e.g. ``CODEC_TRAIN_DEFAULTS``)."""
+
+    out_dir: Path
+    max_steps: int = 1000
+    batch_size: int = 8
+    learning_rate: float = 3e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.99)
+    warmup_steps: int = 100  # linear warmup, then cosine decay to zero at max_steps
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+    ema_decay: float = 0.999
+    log_every: int = 10
+    validate_every: int = 500
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 2
+    num_workers: int = 0
+    seed: int = 0
+    mixed_precision: str = "no"  # "no" | "fp16" | "bf16" (accelerate)
+    max_bad_steps: int = 20  # consecutive non-finite losses tolerated (skipped) before the run stops
+
+    def __post_init__(self) -> None:
+        self.out_dir = Path(self.out_dir)
+        self.betas = tuple(self.betas)  # type: ignore[assignment]
+        for name in ("max_steps", "batch_size", "log_every", "validate_every", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+
+
+class TrainTask(Protocol):
+    """What a component supplies to :func:`run_training`."""
+
+    name: str
+    model: nn.Module
+    train_dataset: Dataset
+
+    def collate(self, items: list[Any]) -> Any: ...
+
+    def training_step(self, model: nn.Module, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scalar loss to backpropagate and floats to log; ``model`` may be wrapped by accelerate."""
+        ...
+
+    def validate(self, model: nn.Module, step: int, writer: Any | None) -> dict[str, float]:
+        """Metrics of the EMA model (eval mode, no grad); may add audio or figures to a TensorBoard writer."""
+        ...
+
+
+class StreamSampler(Sampler[int]):
+    """Endless, resumable stream of dataset indices (see the module docstring)."""
+
+    def __init__(self, num_items: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        if num_items < 1:
+            raise ValueError("the training dataset is empty")
+        self.num_items, self.seed, self.start, self.rank, self.world_size = num_items, seed, start, rank, world_size
+
+    def index_at(self, position: int) -> int:
+        epoch, offset = divmod(position, self.num_items)
+        permutation = np.random.default_rng((self.seed, epoch)).permutation(self.num_items)
+        return epoch * self.num_items + int(permutation[offset])
+
+    def __iter__(self) -> Iterator[int]:
+        position = self.start + self.rank
+        while True:
+            yield self.index_at(position)
+            position += self.world_size
+
+
+@dataclass
+class LoopState:
+    """Counters saved with every checkpoint."""
+
+    step: int = 0
+    samples_seen: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)  # validation metrics, for the curve plot
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step, "samples_seen": self.samples_seen, "history": json.dumps(self.history)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.samples_seen = int(state["step"]), int(state["samples_seen"])
+        self.history = json.loads(state["history"])
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Move tensors inside dicts/lists/tuples to ``device``; leave everything else as is."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_device(v, device) for v in obj)
+    return obj
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The newest complete ``checkpoints/step_N`` folder, or None."""
+    folders = [p for p in (Path(out_dir) / CHECKPOINT_DIR).glob("step_*") if p.is_dir() and p.name[5:].isdigit()]
+    return max(folders, key=lambda p: int(p.name[5:]), default=None)
+
+
+def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> Path:
+    """Train ``task.model`` for ``config.max_steps`` steps; returns the folder of the exported EMA weights."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers.optimization import get_scheduler
+
+    out_dir = config.out_dir
+    checkpoint = latest_checkpoint(out_dir) if resume else None
+    if resume and checkpoint is None:
+        logger.warning("--resume: no checkpoint in %s, starting from scratch", out_dir / CHECKPOINT_DIR)
+    if not resume and latest_checkpoint(out_dir) is not None:
+        raise FileExistsError(
+            f"{out_dir} already holds checkpoints; pass --resume to continue that run or choose another --out"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "train_config.json").write_text(json.dumps(asdict(config), default=str, indent=2) + "\n")
+
+    accelerator = Accelerator(log_with="tensorboard", project_dir=str(out_dir), mixed_precision=config.mixed_precision)
+    set_seed(config.seed)
+    model = task.model
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        betas=config.betas,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = get_scheduler(
+        "cosine", optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    ema.to(accelerator.device)
+    state = LoopState()
+    accelerator.register_for_checkpointing(ema, state)
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        logger.info("resumed from %s (step %d)", checkpoint, state.step)
+
+    sampler = StreamSampler(
+        len(task.train_dataset),  # type: ignore[arg-type]
+        config.seed,
+        start=state.samples_seen,
+        rank=accelerator.process_index,
+        world_size=accelerator.num_processes,
+    )
+    loader = DataLoader(
+        task.train_dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        collate_fn=task.collate,
+        num_workers=config.num_workers,
+        # Own generator: creating the iterator must not consume the global RNG restored from the checkpoint.
+        generator=torch.Generator().manual_seed(config.seed),
+        persistent_workers=config.num_workers > 0,
+    )
+    accelerator.init_trackers(task.name)
+    writer = _tensorboard_writer(accelerator)
+    log_file = out_dir / LOG_NAME
+    bar = tqdm(total=config.max_steps, initial=state.step, desc=f"train {task.name}",
+               disable=not accelerator.is_main_process, dynamic_ncols=True)
+    bad_steps = 0
+    batches = iter(loader)
+    while state.step < config.max_steps:
+        batch = to_device(next(batches), accelerator.device)
+        model.train()
+        with accelerator.autocast():
+            loss, logs = task.training_step(model, batch, state.step)
+        state.samples_seen += config.batch_size * accelerator.num_processes
+        if not torch.isfinite(loss):
+            bad_steps += 1
+            logger.warning("step %d: non-finite loss (%s), step skipped", state.step, loss.item())
+            optimizer.zero_grad(set_to_none=True)
+            if bad_steps >= config.max_bad_steps:
+                raise FloatingPointError(
+                    f"{bad_steps} consecutive non-finite losses at step {state.step}; lower the learning rate or "
+                    f"check the data, then resume from {latest_checkpoint(out_dir)}"
+                )
+            continue
+        bad_steps = 0
+        accelerator.backward(loss)
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip > 0 else None
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        ema.update_parameters(accelerator.unwrap_model(model))
+        state.step += 1
+        bar.update(1)
+
+        if state.step % config.log_every == 0 or state.step == config.max_steps:
+            record = {"step": state.step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0], **logs}
+            if grad_norm is not None:
+                record["grad_norm"] = float(grad_norm)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if accelerator.is_main_process:
+                accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=state.step)
+                with log_file.open("a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+        if state.step % config.validate_every == 0 or state.step == config.max_steps:
+            metrics = _validate(task, ema.module, state.step, writer)
+            if accelerator.is_main_process and metrics:
+                accelerator.log({f"valid/{k}": v for k, v in metrics.items()}, step=state.step)
+                state.history.append({"step": state.step, **metrics})
+                with log_file.open("a") as handle:
+                    handle.write(json.dumps({"step": state.step, "valid": metrics}) + "\n")
+        if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
+            _save_checkpoint(accelerator, out_dir, state.step, config.keep_checkpoints)
+            if accelerator.is_main_process:
+                ema.module.save_pretrained(out_dir / EXPORT_DIR)  # type: ignore[operator]
+                plot_training_curve(log_file, out_dir / CURVE_NAME)
+    bar.close()
+    accelerator.end_training()
+    return out_dir / EXPORT_DIR
+
+
+def _validate(task: TrainTask, model: nn.Module, step: int, writer: Any | None) -> dict[str, float]:
+    model.eval()
+    with torch.no_grad():
+        metrics = task.validate(model, step, writer)
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def _tensorboard_writer(accelerator: Any) -> Any | None:
+    try:
+        return accelerator.get_tracker("tensorboard", unwrap=True)
+    except Exception:  # no tracker on non-main processes
+        return None
+
+
+def _save_checkpoint(accelerator: Any, out_dir: Path, step: int, keep: int) -> None:
+    root = out_dir / CHECKPOINT_DIR
+    final = root / f"step_{step}"
+    tmp = root / f".tmp_step_{step}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        old = sorted((p for p in root.glob("step_*") if p.name[5:].isdigit()), key=lambda p: int(p.name[5:]))
+        for folder in old[:-keep]:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def read_train_log(log_file: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(training records, validation records) from a ``train_log.jsonl``; a resumed run's replayed steps dedupe."""
+    train: dict[int, dict[str, Any]] = {}
+    valid: dict[int, dict[str, Any]] = {}
+    if log_file.exists():
+        for line in log_file.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by a kill
+            if "valid" in record:
+                valid[record["step"]] = {"step": record["step"], **record["valid"]}
+            else:
+                train[record["step"]] = record
+    return [train[k] for k in sorted(train)], [valid[k] for k in sorted(valid)]
+
+
+def plot_training_curve(log_file: Path, png: Path) -> None:
+    """Plot the training loss (and validation metrics) against steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train, valid = read_train_log(log_file)
+    if not train:
+        return
+    fig, axes = plt.subplots(1, 2 if valid else 1, figsize=(11 if valid else 6, 4), squeeze=False)
+    steps = [r["step"] for r in train]
+    axes[0, 0].plot(steps, [r["loss"] for r in train], label="loss")
+    axes[0, 0].set(xlabel="step", ylabel="training loss", title="training loss")
+    if all(r["loss"] > 0 for r in train):
+        axes[0, 0].set_yscale("log")
+    if valid:
+        for key in sorted({k for r in valid for k in r if k != "step"}):
+            points = [(r["step"], r[key]) for r in valid if key in r and math.isfinite(r[key])]
+            if points:
+                axes[0, 1].plot(*zip(*points), marker="o", label=key)
+        axes[0, 1].set(xlabel="step", title="validation")
+        axes[0, 1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
