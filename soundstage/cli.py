@@ -39,6 +39,20 @@ def _data_spatialize(args: argparse.Namespace) -> None:
     print(report.summary())
 
 
+def _foa(args: argparse.Namespace) -> None:
+    from soundstage.foa import files
+
+    if args.foa_command == "analyze":
+        for key, value in files.analyze_foa_file(args.file, plot=args.plot).items():
+            print(f"{key:>14}: {value:.3f}")
+    elif args.foa_command == "preview":
+        print(files.render_preview(args.file, args.out, kind=args.kind))
+    elif args.foa_command == "convert":
+        print(files.convert_foa_file(args.file, args.out, to=args.to))
+    else:
+        print(files.rotate_foa_file(args.file, args.out, yaw=args.yaw, pitch=args.pitch, roll=args.roll))
+
+
 def _train(args: argparse.Namespace) -> None:
     from soundstage.train.trainer import TrainConfig, run_training
 
@@ -101,6 +115,28 @@ def build_parser() -> argparse.ArgumentParser:
     spa.add_argument("--shard", type=int, default=0, help="this job's shard index (array jobs)")
     spa.add_argument("--num-shards", type=int, default=1, help="total number of shards")
     spa.set_defaults(handler=_data_spatialize)
+
+    foa = commands.add_parser("foa", help="analyse, preview, convert and rotate FOA files").add_subparsers(
+        dest="foa_command", required=True, metavar="FOA_COMMAND"
+    )
+    analyze = foa.add_parser("analyze", help="broadband direction, diffuseness and level of an AmbiX file")
+    analyze.add_argument("file", type=Path)
+    analyze.add_argument("--plot", type=Path, default=None, help="save a direction energy map PNG here")
+    preview = foa.add_parser("preview", help="binaural (headphones) or stereo preview of an AmbiX file")
+    preview.add_argument("file", type=Path)
+    preview.add_argument("--out", type=Path, required=True)
+    preview.add_argument("--kind", choices=("binaural", "stereo"), default="binaural")
+    convert = foa.add_parser("convert", help="convert between AmbiX (ACN/SN3D) and FuMa")
+    convert.add_argument("file", type=Path)
+    convert.add_argument("--out", type=Path, required=True)
+    convert.add_argument("--to", choices=("ambix", "fuma"), required=True, help="target convention")
+    rotate = foa.add_parser("rotate", help="rotate the sound scene (degrees; yaw +90 turns front to left)")
+    rotate.add_argument("file", type=Path)
+    rotate.add_argument("--out", type=Path, required=True)
+    for angle in ("yaw", "pitch", "roll"):
+        rotate.add_argument(f"--{angle}", type=float, default=0.0)
+    for sub in (analyze, preview, convert, rotate):
+        sub.set_defaults(handler=_foa)
 
     train = commands.add_parser("train", help="train a component (resumable)")
     train.add_argument("component", choices=("codec", "elsa"))

@@ -1,0 +1,203 @@
+"""Codec training losses: multi-resolution STFT on every channel, KL, a spatial loss, and an optional adversary.
+
+Total loss (weights in :class:`CodecLossConfig`)::
+
+    stft_weight * mean_c MRSTFT(channel c) + spatial_weight * spatial + kl_weight * KL  [+ adversarial terms]
+
+- **MRSTFT** is ``auraloss.freq.MultiResolutionSTFTLoss`` (spectral convergence + log magnitude), applied to each
+  AmbiX channel on its own so that the quiet Z channel counts as much as W.
+- **KL** is the Gaussian KL to N(0, I), summed over latent channels and averaged over batch and frames. Its weight
+  (1e-4 by default) only keeps the posterior tidy for diffusion; a larger one costs reconstruction, and
+  ``latent_scale`` fixes the overall variance after training anyway.
+- **Spatial**: the magnitude losses above do not see the sign of X/Y/Z relative to W, which is where direction lives.
+  :func:`spatial_loss` compares, per coarse time-frequency region, the direction of the active intensity (1 - cosine)
+  and the diffuseness (L1) of input and reconstruction, weighted by the input's (compressed) energy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from soundstage.foa import foa_stft, intensity_from_stft
+
+
+@dataclass
+class CodecLossConfig:
+    stft_weight: float = 1.0
+    fft_sizes: tuple[int, ...] = (2048, 1024, 512, 256)  # 85 ms down to 11 ms at 24 kHz
+    hop_fractions: float = 0.25  # hop = fft size * this
+    spatial_weight: float = 1.0  # 1 - cosine lies in [0, 2] and diffuseness error in [0, 1]: same order as MRSTFT
+    spatial_n_fft: int = 512
+    spatial_bands: int = 16  # log-spaced frequency regions
+    spatial_region_frames: int = 8  # STFT frames per time region (~85 ms at hop 256, 24 kHz)
+    kl_weight: float = 1e-4
+    adversarial: bool = False  # multi-scale STFT discriminator (GPU-scale training; off by default)
+    adversarial_weight: float = 0.1
+    feature_matching_weight: float = 1.0
+
+
+class MultiChannelSTFTLoss(nn.Module):
+    """auraloss multi-resolution STFT loss on each channel of ``(B, C, T)`` audio, averaged over channels."""
+
+    def __init__(self, fft_sizes: tuple[int, ...], hop_fraction: float = 0.25):
+        super().__init__()
+        from auraloss.freq import MultiResolutionSTFTLoss
+
+        self.loss = MultiResolutionSTFTLoss(
+            fft_sizes=list(fft_sizes),
+            hop_sizes=[max(1, int(n * hop_fraction)) for n in fft_sizes],
+            win_lengths=list(fft_sizes),
+        )
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # channel by channel: auraloss's spectral convergence is one ratio over the whole tensor, which would let the
+        # loud W channel drown the others
+        return torch.stack([self.loss(pred[:, c : c + 1], target[:, c : c + 1]) for c in range(pred.shape[1])]).mean()
+
+
+def kl_loss(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, std^2) || N(0, 1)) summed over channels (dim 1), averaged over batch and frames."""
+    var = std.square()
+    return (0.5 * (mean.square() + var - torch.log(var) - 1.0)).sum(1).mean()
+
+
+def _band_matrix(num_bins: int, num_bands: int, device: torch.device) -> torch.Tensor:
+    """``(F, K)`` 0/1 matrix grouping FFT bins 1..F-1 into ``K`` log-spaced bands (DC goes with the first band)."""
+    edges = torch.logspace(0, torch.log10(torch.tensor(float(num_bins))), num_bands + 1)
+    index = torch.bucketize(torch.arange(num_bins).clamp_min(1).float(), edges[1:-1], right=True)
+    return F.one_hot(index, num_bands).float().to(device)
+
+
+def region_intensity(
+    foa: torch.Tensor, n_fft: int = 512, num_bands: int = 16, region_frames: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Active intensity ``(B, 3, K, M)`` and energy density ``(B, K, M)`` summed over coarse TF regions.
+
+    ``foa`` is ``(B, 4, T)`` AmbiX; ``K`` log-spaced frequency bands times ``M`` time regions of ``region_frames``
+    STFT frames (hop ``n_fft // 2``).
+    """
+    active, _, energy = intensity_from_stft(foa_stft(foa, n_fft, n_fft // 2))
+    bands = _band_matrix(energy.shape[-2], num_bands, foa.device)
+    active = torch.einsum("bcfn,fk->bckn", active, bands)
+    energy = torch.einsum("bfn,fk->bkn", energy, bands)
+    frames = energy.shape[-1]
+    pool = min(region_frames, frames)
+    active = F.avg_pool1d(active.flatten(1, 2), pool, pool, ceil_mode=True).unflatten(1, (3, num_bands)) * pool
+    energy = F.avg_pool1d(energy, pool, pool, ceil_mode=True) * pool
+    return active, energy
+
+
+def spatial_loss(
+    pred: torch.Tensor, target: torch.Tensor, n_fft: int = 512, num_bands: int = 16, region_frames: int = 8,
+    return_parts: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Spatial mismatch of two ``(B, 4, T)`` AmbiX signals, 0 when they agree.
+
+    Per TF region: direction error ``1 - cos(I_pred, I_target)`` of the active intensity, weighted by the target's
+    directional energy ``sqrt(E) * (1 - psi)``; diffuseness error ``|psi_pred - psi_target|`` with
+    ``psi = 1 - |I| / E``, weighted by ``sqrt(E)``. The square root compresses loudness so that quiet but audible
+    regions still count. Returns direction + diffuseness (and each part when ``return_parts``).
+    """
+    active_p, energy_p = region_intensity(pred, n_fft, num_bands, region_frames)
+    active_t, energy_t = region_intensity(target, n_fft, num_bands, region_frames)
+    norm_p, norm_t = active_p.norm(dim=1), active_t.norm(dim=1)
+    floor = 1e-9 + 1e-6 * energy_t.flatten(1).amax(1)[:, None, None]  # ignore regions of (near) silence
+    cosine = (active_p * active_t).sum(1) / (norm_p * norm_t + floor)
+    psi_t = (1.0 - norm_t / (energy_t + floor)).clamp(0.0, 1.0)
+    psi_p = (1.0 - norm_p / (energy_p + floor)).clamp(0.0, 1.0)
+    loudness = (energy_t + floor).sqrt() - floor.sqrt()
+    w_dir = loudness * (1.0 - psi_t)
+    direction = ((1.0 - cosine) * w_dir).sum() / w_dir.sum().clamp_min(1e-12)
+    diffuse = ((psi_p - psi_t).abs() * loudness).sum() / loudness.sum().clamp_min(1e-12)
+    total = direction + diffuse
+    return (total, direction, diffuse) if return_parts else total
+
+
+class STFTDiscriminator(nn.Module):
+    """2D conv discriminator on one resolution of the complex STFT of all 4 channels (real, imag stacked)."""
+
+    def __init__(self, n_fft: int, channels: int = 32, audio_channels: int = 4):
+        super().__init__()
+        self.n_fft = n_fft
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        c = channels
+        self.convs = nn.ModuleList([
+            nn.Conv2d(2 * audio_channels, c, (3, 9), padding=(1, 4)),
+            nn.Conv2d(c, c, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(c, c, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(c, c, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(c, c, (3, 3), padding=(1, 1)),
+        ])
+        self.out = nn.Conv2d(c, 1, (3, 3), padding=(1, 1))
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        b, ch, t = audio.shape
+        spec = torch.stft(audio.reshape(b * ch, t), self.n_fft, self.n_fft // 4, window=self.window,
+                          return_complex=True)
+        spec = spec.reshape(b, ch, *spec.shape[-2:]).transpose(-1, -2)  # (B, C, frames, F)
+        x = torch.cat((spec.real, spec.imag), dim=1)
+        features = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.2)
+            features.append(x)
+        return self.out(x), features
+
+
+class MultiScaleSTFTDiscriminator(nn.Module):
+    """Several :class:`STFTDiscriminator` at different FFT sizes (EnCodec-style)."""
+
+    def __init__(self, fft_sizes: tuple[int, ...] = (2048, 1024, 512), channels: int = 32):
+        super().__init__()
+        self.discriminators = nn.ModuleList([STFTDiscriminator(n, channels) for n in fft_sizes])
+
+    def forward(self, audio: torch.Tensor) -> list[tuple[torch.Tensor, list[torch.Tensor]]]:
+        return [d(audio) for d in self.discriminators]
+
+
+def discriminator_loss(disc: MultiScaleSTFTDiscriminator, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Hinge loss for the discriminator (``pred`` is detached here)."""
+    loss = pred.new_zeros(())
+    for (fake, _), (real, _) in zip(disc(pred.detach()), disc(target)):
+        loss = loss + F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    return loss / len(disc.discriminators)
+
+
+def generator_adversarial_loss(
+    disc: MultiScaleSTFTDiscriminator, pred: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hinge generator loss, L1 feature matching relative to the real features)."""
+    adv, fm = pred.new_zeros(()), pred.new_zeros(())
+    with torch.no_grad():
+        real_out = disc(target)
+    for (fake, fake_feats), (_, real_feats) in zip(disc(pred), real_out):
+        adv = adv + F.relu(1.0 - fake).mean()
+        for f, r in zip(fake_feats, real_feats):
+            fm = fm + (f - r).abs().mean() / r.abs().mean().clamp_min(1e-6)
+    n = len(disc.discriminators)
+    return adv / n, fm / (n * len(real_out[0][1]))
+
+
+class CodecLoss(nn.Module):
+    """Reconstruction + spatial + KL (the generator side; the adversary is trained by the task when enabled)."""
+
+    def __init__(self, config: CodecLossConfig | None = None):
+        super().__init__()
+        self.config = config or CodecLossConfig()
+        self.stft = MultiChannelSTFTLoss(self.config.fft_sizes, self.config.hop_fractions)
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        c = self.config
+        stft = self.stft(pred, target)
+        spatial, direction, diffuse = spatial_loss(pred, target, c.spatial_n_fft, c.spatial_bands,
+                                                   c.spatial_region_frames, return_parts=True)
+        kl = kl_loss(mean, std)
+        total = c.stft_weight * stft + c.spatial_weight * spatial + c.kl_weight * kl
+        logs = {"loss_stft": float(stft), "loss_spatial_direction": float(direction),
+                "loss_spatial_diffuseness": float(diffuse), "loss_kl": float(kl)}
+        return total, logs

@@ -1,0 +1,377 @@
+"""Building a mono source corpus: validate clips, de-duplicate by content, write FLAC + manifest + report.
+
+Shared by the Debian sound-effect corpus (``sfx.py``) and the CSV importer (``importer.py``). A corpus folder holds
+``manifest.jsonl`` (DESIGN.md section 5, mono keys plus ``class``), ``audio/**.flac`` (mono, original sample rate)
+and ``skipped.jsonl`` (one JSON object per clip that was left out, with the reason).
+
+Building is idempotent: a FLAC that already exists with the source's sample rate and length is reused, and the
+manifest and skip log are rewritten atomically at the end, so an interrupted run simply resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Union
+
+import numpy as np
+from tqdm import tqdm
+
+from soundstage.common.audio import AudioError, audio_info, load_audio, resample, save_audio
+from soundstage.data.manifest import MANIFEST_NAME, validate_record, write_manifest
+
+logger = logging.getLogger(__name__)
+
+SKIPPED_NAME = "skipped.jsonl"
+MIN_SECONDS = 0.25
+MAX_SECONDS = 60.0
+SILENCE_PEAK = 1e-4  # -80 dBFS: anything quieter is treated as digital silence
+
+# Content fingerprint: a coarse log-band spectrogram at a low rate, trimmed of silence and resized to a fixed grid,
+# so the same recording matches across formats (wav/ogg/flac) and sample rates.
+FP_RATE = 8000
+FP_FRAME = 256
+FP_HOP = 128
+FP_BANDS = 16
+FP_STEPS = 32
+FP_FLOOR_DB = 60.0
+DUPLICATE_SIMILARITY = 0.95  # cosine similarity of fingerprints
+DUPLICATE_DURATION_TOL = 0.03  # relative tolerance on the trimmed duration (and at least 50 ms)
+
+
+class ClipRejected(Exception):
+    """A clip that cannot go into the corpus; ``reason`` is a short machine-readable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One clip to add: where its audio is and what the manifest says about it."""
+
+    audio_path: Path  # the file to decode
+    rel_path: str  # output path relative to the corpus folder, e.g. "audio/<group>/<name>.flac"
+    caption: str
+    label: str  # the manifest's "class"
+    licence: str
+    source: str  # provenance, e.g. "debian:minetest-data/usr/share/..."
+    group: str  # package or CSV name, for the per-group counts
+    where: str  # human locator for logs, e.g. "sfx_catalogue.csv:12" or "captions.csv:7"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A clip (or CSV row) rejected before any audio was read."""
+
+    where: str
+    source: str
+    reason: str
+    detail: str
+
+
+CorpusItem = Union[ClipSpec, Skip]
+
+
+@dataclass
+class CorpusReport:
+    """What a corpus build produced; ``summary()`` renders it as a small text table."""
+
+    out_dir: Path
+    title: str = "corpus"
+    group_name: str = "group"
+    kept: int = 0
+    reused: int = 0
+    total_seconds: float = 0.0
+    skipped: Counter = field(default_factory=Counter)  # reason -> count (duplicates not included)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)  # (source, source it duplicates)
+    per_class: Counter = field(default_factory=Counter)
+    per_group: Counter = field(default_factory=Counter)
+    seconds_per_class: Counter = field(default_factory=Counter)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.per_class)
+
+    def summary(self) -> str:
+        """A human-readable table: totals, skip reasons, per-class and per-group counts."""
+        lines = [
+            f"{self.title}: {self.kept} clips, {self.num_classes} classes, {self.total_seconds / 60:.1f} min "
+            f"-> {self.out_dir}",
+            f"  reused existing files: {self.reused}",
+            f"  duplicates dropped: {len(self.duplicates)}",
+            f"  skipped: {self.num_skipped}"
+            + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())) + ")" if self.skipped else ""),
+            "",
+            f"  {'class':<16}{'clips':>7}{'seconds':>10}",
+        ]
+        for label, count in sorted(self.per_class.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"  {label:<16}{count:>7}{self.seconds_per_class[label]:>10.1f}")
+        lines += ["", f"  {self.group_name:<24}{'clips':>7}"]
+        for group, count in sorted(self.per_group.items()):
+            lines.append(f"  {group:<24}{count:>7}")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Content signature of a clip: trimmed duration (s) and a unit vector of its coarse spectrogram."""
+
+    seconds: float
+    vector: np.ndarray
+
+
+def wav_truncation(path: Path) -> str | None:
+    """Describe a RIFF/WAVE file whose data chunk claims more bytes than the file holds; None if fine or not WAV.
+
+    libsndfile silently reads what is there, so a truncated download would otherwise pass as a shorter clip.
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            header = handle.read(12)
+            if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+                return None
+            pos = 12
+            while pos + 8 <= size:
+                handle.seek(pos)
+                chunk_id, chunk_size = struct.unpack("<4sI", handle.read(8))
+                if chunk_id == b"data":
+                    available = size - pos - 8
+                    if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                        return f"data chunk declares {chunk_size} bytes but only {available} are present"
+                    return None
+                pos += 8 + chunk_size + (chunk_size & 1)
+    except OSError as exc:
+        return f"cannot read file ({exc})"
+    return None
+
+
+def read_mono_clip(path: Path, min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray, int]:
+    """Load a clip as float32 mono ``(samples,)`` at its own rate, or raise ClipRejected with a reason code.
+
+    Reasons: missing_file, unreadable, truncated, empty, non_finite, too_short, too_long, silent.
+    """
+    if not path.is_file():
+        raise ClipRejected("missing_file", f"{path} does not exist")
+    if path.stat().st_size == 0:
+        raise ClipRejected("empty", f"{path} is a 0-byte file")
+    truncation = wav_truncation(path)
+    if truncation:
+        raise ClipRejected("truncated", f"{path}: {truncation}")
+    try:
+        audio, sr = load_audio(path, mono=True)
+    except AudioError as exc:
+        message = str(exc)
+        reason = "empty" if "empty audio" in message else "non_finite" if "NaN" in message else "unreadable"
+        raise ClipRejected(reason, message) from exc
+    except Exception as exc:  # a decoder crash on a corrupt file must not stop the whole build
+        raise ClipRejected("unreadable", f"{path}: {exc}") from exc
+    mono = audio[0]
+    seconds = mono.shape[0] / sr
+    if seconds < min_seconds:
+        raise ClipRejected("too_short", f"{seconds:.3f} s < {min_seconds} s")
+    if seconds > max_seconds:
+        raise ClipRejected("too_long", f"{seconds:.1f} s > {max_seconds} s")
+    peak = float(np.max(np.abs(mono)))
+    if peak < SILENCE_PEAK:
+        raise ClipRejected("silent", f"peak {peak:.2e} is below {SILENCE_PEAK:.0e} (digital silence)")
+    return mono, sr
+
+
+def _band_edges(n_bins: int, n_bands: int) -> np.ndarray:
+    """Log-spaced FFT-bin edges from bin 1 to ``n_bins``, each band at least one bin wide."""
+    edges = np.unique(np.round(np.geomspace(1, n_bins, n_bands + 1)).astype(int))
+    while len(edges) < n_bands + 1:  # very small n_bins: fall back to linear edges
+        edges = np.linspace(1, n_bins, n_bands + 1).astype(int)
+        break
+    return edges
+
+
+def fingerprint(mono: np.ndarray, sample_rate: int) -> Fingerprint:
+    """Fingerprint a mono clip ``(samples,)``: robust to gain, format, sample rate and leading/trailing silence."""
+    x = resample(np.asarray(mono, dtype=np.float32)[None], sample_rate, FP_RATE)[0]
+    peak = float(np.max(np.abs(x))) if x.size else 0.0
+    if peak > 0:
+        x = x / peak
+    if x.size < FP_FRAME:
+        x = np.pad(x, (0, FP_FRAME - x.size))
+    frames = np.lib.stride_tricks.sliding_window_view(x, FP_FRAME)[::FP_HOP] * np.hanning(FP_FRAME)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+    edges = _band_edges(power.shape[1], FP_BANDS)
+    bands = np.stack([power[:, lo:hi].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
+    frame_db = 10 * np.log10(bands.sum(axis=1) + 1e-12)
+    active = np.flatnonzero(frame_db > frame_db.max() - FP_FLOOR_DB + 10)
+    bands = bands[active[0] : active[-1] + 1]
+    seconds = bands.shape[0] * FP_HOP / FP_RATE
+    db = 10 * np.log10(bands + 1e-12)
+    db = np.clip(db - db.max(), -FP_FLOOR_DB, 0.0)
+    t_src = np.linspace(0.0, 1.0, db.shape[0])
+    t_dst = np.linspace(0.0, 1.0, FP_STEPS)
+    grid = np.stack([np.interp(t_dst, t_src, db[:, b]) for b in range(db.shape[1])], axis=1)
+    vector = grid.ravel() - grid.mean()
+    norm = float(np.linalg.norm(vector))
+    return Fingerprint(seconds, vector / norm if norm > 0 else vector)
+
+
+class DuplicateIndex:
+    """Kept fingerprints; ``find`` returns the key of a clip with the same content, if any."""
+
+    def __init__(self) -> None:
+        self._keys: list[str] = []
+        self._seconds: list[float] = []
+        self._vectors: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def find(self, fp: Fingerprint) -> str | None:
+        if not self._keys:
+            return None
+        seconds = np.asarray(self._seconds)
+        tolerance = np.maximum(0.05, DUPLICATE_DURATION_TOL * np.maximum(seconds, fp.seconds))
+        candidates = np.flatnonzero(np.abs(seconds - fp.seconds) <= tolerance)
+        for i in candidates:
+            if float(self._vectors[i] @ fp.vector) >= DUPLICATE_SIMILARITY:
+                return self._keys[i]
+        return None
+
+    def add(self, key: str, fp: Fingerprint) -> None:
+        self._keys.append(key)
+        self._seconds.append(fp.seconds)
+        self._vectors.append(fp.vector)
+
+
+def _reusable(out_path: Path, source: Path) -> tuple[np.ndarray, int] | None:
+    """The finished FLAC of an earlier run, if it exists and matches the source's rate and length."""
+    if not out_path.is_file():
+        return None
+    try:
+        src = audio_info(source)
+        audio, sr = load_audio(out_path, channels=1)
+    except AudioError:
+        return None
+    if sr != src.sample_rate or audio.shape[1] != src.num_frames:
+        return None
+    return audio[0], sr
+
+
+def _process(spec: ClipSpec, out_dir: Path) -> tuple[np.ndarray, int, bool]:
+    """Decode (or reuse) one clip and make sure its mono FLAC exists; returns (mono, rate, reused)."""
+    out_path = out_dir / spec.rel_path
+    reused = _reusable(out_path, spec.audio_path)
+    if reused is not None:
+        return reused[0], reused[1], True
+    mono, sr = read_mono_clip(spec.audio_path)
+    return mono, sr, False
+
+
+def _write_flac(mono: np.ndarray, sample_rate: int, path: Path) -> None:
+    try:
+        save_audio(path, mono[None], sample_rate)
+    except Exception as exc:  # e.g. a sample rate FLAC cannot store
+        raise ClipRejected("unwritable", f"{path}: {exc}") from exc
+
+
+def _skip_line(where: str, source: str, reason: str, detail: str, **extra: str) -> dict[str, str]:
+    return {"where": where, "source": source, "reason": reason, "detail": detail, **extra}
+
+
+def write_corpus(
+    items: Iterable[CorpusItem],
+    out_dir: Path,
+    *,
+    title: str,
+    group_name: str,
+    total: int | None = None,
+    progress: bool = True,
+) -> CorpusReport:
+    """Validate, de-duplicate and write every clip; then write the manifest and ``skipped.jsonl`` atomically.
+
+    Items are processed in order, so the first of a set of duplicates is the one kept. Never raises for a bad clip:
+    each is logged, counted in the report and written to the skip log.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = CorpusReport(out_dir=out_dir, title=title, group_name=group_name)
+    index = DuplicateIndex()
+    records: list[dict] = []
+    skipped: list[dict] = []
+    seen_paths: set[str] = set()
+    for item in tqdm(items, total=total, desc=title, unit="clip", disable=not progress):
+        if isinstance(item, Skip):
+            report.skipped[item.reason] += 1
+            skipped.append(_skip_line(item.where, item.source, item.reason, item.detail))
+            logger.warning("%s: skipped %s (%s: %s)", item.where, item.source, item.reason, item.detail)
+            continue
+        try:
+            if item.rel_path in seen_paths:
+                raise ClipRejected("duplicate_path", f"{item.rel_path} is already used by an earlier clip")
+            mono, sr, reused = _process(item, out_dir)
+            fp = fingerprint(mono, sr)
+            original = index.find(fp)
+            if original is not None:
+                report.duplicates.append((item.source, original))
+                skipped.append(_skip_line(item.where, item.source, "duplicate", "same audio content",
+                                          duplicate_of=original))
+                logger.info("%s: %s duplicates %s", item.where, item.source, original)
+                continue
+            if not reused:
+                _write_flac(mono, sr, out_dir / item.rel_path)
+        except ClipRejected as exc:
+            report.skipped[exc.reason] += 1
+            skipped.append(_skip_line(item.where, item.source, exc.reason, exc.detail))
+            logger.warning("%s: skipped %s (%s)", item.where, item.source, exc)
+            continue
+        index.add(item.source, fp)
+        seen_paths.add(item.rel_path)
+        record = {
+            "path": item.rel_path,
+            "sample_rate": int(sr),
+            "num_frames": int(mono.shape[0]),
+            "caption": item.caption,
+            "source": item.source,
+            "licence": item.licence,
+            "class": item.label,
+        }
+        validate_record(record, spatial=False)
+        records.append(record)
+        seconds = mono.shape[0] / sr
+        report.kept += 1
+        report.reused += int(reused)
+        report.total_seconds += seconds
+        report.per_class[item.label] += 1
+        report.seconds_per_class[item.label] += seconds
+        report.per_group[item.group] += 1
+    if records:
+        write_manifest(out_dir / MANIFEST_NAME, records)
+    else:
+        logger.error("%s: no clip survived validation; no manifest written", title)
+    _write_jsonl(out_dir / SKIPPED_NAME, skipped)
+    return report
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    tmp = path.with_name(path.name + ".part")
+    with tmp.open("w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def iter_jsonl(path: Path) -> Iterator[dict]:
+    """Read a JSON-lines file such as ``skipped.jsonl``."""
+    with Path(path).open() as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)

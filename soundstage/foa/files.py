@@ -1,0 +1,72 @@
+"""File-level FOA tools behind ``soundstage foa ...``: analyse, preview, convert and rotate FOA files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from soundstage.common.audio import AudioError, load_audio, save_audio
+
+from .decode import decode_binaural, decode_stereo
+from .encoding import ambix_to_fuma, fuma_to_ambix
+from .intensity import broadband_doa, diffuseness
+from .rotation import rotate_foa
+
+
+def load_foa(path: str | Path, fuma: bool = False) -> tuple[np.ndarray, int]:
+    """Read a 4-channel file as AmbiX ``(4, T)``; ``fuma=True`` converts from FuMa (W, X, Y, Z)."""
+    audio, sample_rate = load_audio(path)
+    if audio.shape[0] != 4:
+        raise AudioError(
+            f"{path}: expected 4-channel first-order ambisonics (AmbiX W, Y, Z, X), found {audio.shape[0]} channel(s)"
+        )
+    return (fuma_to_ambix(audio) if fuma else audio), sample_rate
+
+
+def analyze_foa_file(path: str | Path, plot: str | Path | None = None) -> dict[str, float]:
+    """Broadband direction (degrees), diffuseness and level of a FOA file; optionally save its direction map."""
+    foa, sample_rate = load_foa(path)
+    azimuth, elevation = broadband_doa(foa)
+    result = {
+        "seconds": foa.shape[-1] / sample_rate,
+        "sample_rate": float(sample_rate),
+        "azimuth_deg": float(azimuth),
+        "elevation_deg": float(elevation),
+        "diffuseness": float(diffuseness(foa)),
+        "w_peak": float(np.abs(foa[0]).max()),
+    }
+    if plot is not None:
+        from soundstage.metrics.plots import plot_direction_map
+
+        plot_direction_map(foa, plot, title=Path(path).name,
+                           labels={"DOA": (result["azimuth_deg"], result["elevation_deg"])})
+    return result
+
+
+def render_preview(path: str | Path, out: str | Path, kind: Literal["binaural", "stereo"] = "binaural") -> Path:
+    """Write a 2-channel headphone (binaural) or loudspeaker (stereo) preview of a FOA file, peak-limited to 0.99."""
+    foa, sample_rate = load_foa(path)
+    preview = decode_binaural(foa, sample_rate) if kind == "binaural" else decode_stereo(foa)
+    peak = float(np.abs(preview).max())
+    if peak > 0.99:
+        preview = preview * (0.99 / peak)
+    save_audio(out, preview, sample_rate)
+    return Path(out)
+
+
+def convert_foa_file(path: str | Path, out: str | Path, to: Literal["ambix", "fuma"]) -> Path:
+    """Convert between AmbiX and FuMa channel conventions (the input is read as the other one)."""
+    audio, sample_rate = load_foa(path, fuma=(to == "ambix"))
+    save_audio(out, ambix_to_fuma(audio) if to == "fuma" else audio, sample_rate, subtype="FLOAT"
+               if str(out).endswith(".wav") else "PCM_24")
+    return Path(out)
+
+
+def rotate_foa_file(path: str | Path, out: str | Path, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> Path:
+    """Rotate the scene of a FOA file by yaw/pitch/roll in degrees (see soundstage.foa.rotation)."""
+    foa, sample_rate = load_foa(path)
+    save_audio(out, rotate_foa(foa, yaw, pitch, roll), sample_rate,
+               subtype="FLOAT" if str(out).endswith(".wav") else "PCM_24")
+    return Path(out)
