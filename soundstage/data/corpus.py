@@ -10,15 +10,17 @@ manifest and skip log are rewritten atomically at the end, so an interrupted run
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import struct
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Union
 
 import numpy as np
+from scipy.signal import fftconvolve
 from tqdm import tqdm
 
 from soundstage.common.audio import AudioError, audio_info, load_audio, resample, save_audio
@@ -38,8 +40,13 @@ FP_FRAME = 256
 FP_HOP = 128
 FP_BANDS = 16
 FP_STEPS = 32
-FP_FLOOR_DB = 60.0
-DUPLICATE_SIMILARITY = 0.95  # cosine similarity of fingerprints
+FP_FLOOR_DB = 60.0  # spectrogram cells below peak - 60 dB are clipped
+FP_TRIM_DB = 50.0  # leading/trailing frames below peak - 50 dB are trimmed
+# Two stages: a cheap spectrogram similarity shortlists candidates, then the normalised cross-correlation of the
+# low-rate waveforms confirms them. The spectrogram alone cannot tell two different recordings of steady noise
+# (rain, a stream) apart; the waveform can, and it still matches a re-encoded or resampled copy at ~0.99.
+DUPLICATE_SIMILARITY = 0.9  # cosine similarity of spectrogram fingerprints (shortlist)
+DUPLICATE_CORRELATION = 0.97  # peak normalised cross-correlation of the waveforms (confirmation)
 DUPLICATE_DURATION_TOL = 0.03  # relative tolerance on the trimmed duration (and at least 50 ms)
 
 
@@ -76,7 +83,7 @@ class Skip:
     detail: str
 
 
-CorpusItem = Union[ClipSpec, Skip]
+CorpusItem = ClipSpec | Skip
 
 
 @dataclass
@@ -89,11 +96,16 @@ class CorpusReport:
     kept: int = 0
     reused: int = 0
     total_seconds: float = 0.0
-    skipped: Counter = field(default_factory=Counter)  # reason -> count (duplicates not included)
+    skipped: Counter[str] = field(default_factory=Counter)  # reason -> count (duplicates not included)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (source, source it duplicates)
-    per_class: Counter = field(default_factory=Counter)
-    per_group: Counter = field(default_factory=Counter)
-    seconds_per_class: Counter = field(default_factory=Counter)
+    per_class: Counter[str] = field(default_factory=Counter)
+    per_group: Counter[str] = field(default_factory=Counter)  # per package (sfx) or per CSV (import)
+    seconds_per_class: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def per_package(self) -> Counter[str]:
+        """Clips per Debian package (the sfx corpus's groups)."""
+        return self.per_group
 
     @property
     def num_skipped(self) -> int:
@@ -106,8 +118,10 @@ class CorpusReport:
     def summary(self) -> str:
         """A human-readable table: totals, skip reasons, per-class and per-group counts."""
         lines = [
-            f"{self.title}: {self.kept} clips, {self.num_classes} classes, {self.total_seconds / 60:.1f} min "
-            f"-> {self.out_dir}",
+            (
+                f"{self.title}: {self.kept} clips, {self.num_classes} classes, "
+                f"{self.total_seconds / 60:.1f} min -> {self.out_dir}"
+            ),
             f"  reused existing files: {self.reused}",
             f"  duplicates dropped: {len(self.duplicates)}",
             f"  skipped: {self.num_skipped}"
@@ -125,10 +139,16 @@ class CorpusReport:
 
 @dataclass(frozen=True)
 class Fingerprint:
-    """Content signature of a clip: trimmed duration (s) and a unit vector of its coarse spectrogram."""
+    """Content signature of a clip: trimmed duration (s), a unit vector of its coarse spectrogram and its
+    unit-norm waveform at ``FP_RATE``."""
 
     seconds: float
     vector: np.ndarray
+    signal: np.ndarray
+
+    def correlation(self, other: Fingerprint) -> float:
+        """Peak absolute normalised cross-correlation of the two waveforms over all lags (1.0 = same audio)."""
+        return float(np.max(np.abs(fftconvolve(self.signal, other.signal[::-1]))))
 
 
 def wav_truncation(path: Path) -> str | None:
@@ -157,7 +177,9 @@ def wav_truncation(path: Path) -> str | None:
     return None
 
 
-def read_mono_clip(path: Path, min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS) -> tuple[np.ndarray, int]:
+def read_mono_clip(
+    path: Path, min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS
+) -> tuple[np.ndarray, int]:
     """Load a clip as float32 mono ``(samples,)`` at its own rate, or raise ClipRejected with a reason code.
 
     Reasons: missing_file, unreadable, truncated, empty, non_finite, too_short, too_long, silent.
@@ -189,13 +211,8 @@ def read_mono_clip(path: Path, min_seconds: float = MIN_SECONDS, max_seconds: fl
     return mono, sr
 
 
-def _band_edges(n_bins: int, n_bands: int) -> np.ndarray:
-    """Log-spaced FFT-bin edges from bin 1 to ``n_bins``, each band at least one bin wide."""
-    edges = np.unique(np.round(np.geomspace(1, n_bins, n_bands + 1)).astype(int))
-    while len(edges) < n_bands + 1:  # very small n_bins: fall back to linear edges
-        edges = np.linspace(1, n_bins, n_bands + 1).astype(int)
-        break
-    return edges
+# Log-spaced FFT-bin edges (62 Hz .. 4 kHz at FP_RATE); duplicates from rounding are merged.
+_BAND_EDGES = np.unique(np.round(np.geomspace(2, FP_FRAME // 2 + 1, FP_BANDS + 1)).astype(int))
 
 
 def fingerprint(mono: np.ndarray, sample_rate: int) -> Fingerprint:
@@ -208,20 +225,31 @@ def fingerprint(mono: np.ndarray, sample_rate: int) -> Fingerprint:
         x = np.pad(x, (0, FP_FRAME - x.size))
     frames = np.lib.stride_tricks.sliding_window_view(x, FP_FRAME)[::FP_HOP] * np.hanning(FP_FRAME)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-    edges = _band_edges(power.shape[1], FP_BANDS)
-    bands = np.stack([power[:, lo:hi].sum(axis=1) for lo, hi in zip(edges[:-1], edges[1:])], axis=1)
+    bands = np.stack([power[:, lo:hi].sum(axis=1) for lo, hi in itertools.pairwise(_BAND_EDGES)], axis=1)
     frame_db = 10 * np.log10(bands.sum(axis=1) + 1e-12)
-    active = np.flatnonzero(frame_db > frame_db.max() - FP_FLOOR_DB + 10)
+    active = np.flatnonzero(frame_db > frame_db.max() - FP_TRIM_DB)
     bands = bands[active[0] : active[-1] + 1]
     seconds = bands.shape[0] * FP_HOP / FP_RATE
-    db = 10 * np.log10(bands + 1e-12)
+    db = 10 * np.log10(_time_grid(bands, FP_STEPS) + 1e-12)
     db = np.clip(db - db.max(), -FP_FLOOR_DB, 0.0)
-    t_src = np.linspace(0.0, 1.0, db.shape[0])
-    t_dst = np.linspace(0.0, 1.0, FP_STEPS)
-    grid = np.stack([np.interp(t_dst, t_src, db[:, b]) for b in range(db.shape[1])], axis=1)
-    vector = grid.ravel() - grid.mean()
-    norm = float(np.linalg.norm(vector))
-    return Fingerprint(seconds, vector / norm if norm > 0 else vector)
+    vector = db.ravel() - db.mean()
+    return Fingerprint(seconds, _unit(vector), _unit(x))
+
+
+def _time_grid(power: np.ndarray, steps: int) -> np.ndarray:
+    """Resize ``(frames, bands)`` power to ``(steps, bands)``: mean over equal segments, or interpolation if short."""
+    n = power.shape[0]
+    if n >= steps:
+        starts = np.linspace(0, n, steps + 1).astype(int)[:-1]
+        counts = np.diff(np.append(starts, n))[:, None]
+        return np.add.reduceat(power, starts, axis=0) / counts
+    t_src, t_dst = np.linspace(0.0, 1.0, n), np.linspace(0.0, 1.0, steps)
+    return np.stack([np.interp(t_dst, t_src, power[:, b]) for b in range(power.shape[1])], axis=1)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
 
 
 class DuplicateIndex:
@@ -230,7 +258,7 @@ class DuplicateIndex:
     def __init__(self) -> None:
         self._keys: list[str] = []
         self._seconds: list[float] = []
-        self._vectors: list[np.ndarray] = []
+        self._prints: list[Fingerprint] = []
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -242,14 +270,15 @@ class DuplicateIndex:
         tolerance = np.maximum(0.05, DUPLICATE_DURATION_TOL * np.maximum(seconds, fp.seconds))
         candidates = np.flatnonzero(np.abs(seconds - fp.seconds) <= tolerance)
         for i in candidates:
-            if float(self._vectors[i] @ fp.vector) >= DUPLICATE_SIMILARITY:
+            kept = self._prints[i]
+            if float(kept.vector @ fp.vector) >= DUPLICATE_SIMILARITY and kept.correlation(fp) >= DUPLICATE_CORRELATION:
                 return self._keys[i]
         return None
 
     def add(self, key: str, fp: Fingerprint) -> None:
         self._keys.append(key)
         self._seconds.append(fp.seconds)
-        self._vectors.append(fp.vector)
+        self._prints.append(fp)
 
 
 def _reusable(out_path: Path, source: Path) -> tuple[np.ndarray, int] | None:
@@ -266,14 +295,31 @@ def _reusable(out_path: Path, source: Path) -> tuple[np.ndarray, int] | None:
     return audio[0], sr
 
 
-def _process(spec: ClipSpec, out_dir: Path) -> tuple[np.ndarray, int, bool]:
-    """Decode (or reuse) one clip and make sure its mono FLAC exists; returns (mono, rate, reused)."""
-    out_path = out_dir / spec.rel_path
-    reused = _reusable(out_path, spec.audio_path)
+def _load(spec: ClipSpec, out_dir: Path) -> tuple[np.ndarray, int, bool]:
+    """Decode one clip, or reuse its finished FLAC; returns (mono, rate, reused)."""
+    reused = _reusable(out_dir / spec.rel_path, spec.audio_path)
     if reused is not None:
         return reused[0], reused[1], True
     mono, sr = read_mono_clip(spec.audio_path)
     return mono, sr, False
+
+
+def _record(spec: ClipSpec, sample_rate: int, num_frames: int) -> dict:
+    """The manifest record of a clip (DESIGN.md section 5 mono keys plus ``class``)."""
+    record = {
+        "path": spec.rel_path,
+        "sample_rate": int(sample_rate),
+        "num_frames": int(num_frames),
+        "caption": spec.caption,
+        "source": spec.source,
+        "licence": spec.licence,
+        "class": spec.label,
+    }
+    try:
+        validate_record(record, spatial=False)
+    except ValueError as exc:
+        raise ClipRejected("invalid_record", str(exc)) from exc
+    return record
 
 
 def _write_flac(mono: np.ndarray, sample_rate: int, path: Path) -> None:
@@ -285,6 +331,81 @@ def _write_flac(mono: np.ndarray, sample_rate: int, path: Path) -> None:
 
 def _skip_line(where: str, source: str, reason: str, detail: str, **extra: str) -> dict[str, str]:
     return {"where": where, "source": source, "reason": reason, "detail": detail, **extra}
+
+
+class _Builder:
+    """Accumulates records, skip-log lines and the report while clips are added one by one."""
+
+    def __init__(self, out_dir: Path, title: str, group_name: str) -> None:
+        self.out_dir = out_dir
+        self.report = CorpusReport(out_dir=out_dir, title=title, group_name=group_name)
+        self.index = DuplicateIndex()
+        self.records: list[dict] = []
+        self.skipped: list[dict] = []
+        self.paths: set[str] = set()
+
+    def skip(self, where: str, source: str, reason: str, detail: str) -> None:
+        self.report.skipped[reason] += 1
+        self.skipped.append(_skip_line(where, source, reason, detail))
+        logger.info("%s: skipped %s (%s: %s)", where, source, reason, detail)
+
+    def add(self, spec: ClipSpec) -> None:
+        """Validate, de-duplicate and write one clip; a rejected clip is logged, never raised."""
+        try:
+            if spec.rel_path in self.paths:
+                raise ClipRejected("duplicate_path", f"{spec.rel_path} is already used by an earlier clip")
+            mono, sr, reused = _load(spec, self.out_dir)
+            record = _record(spec, sr, mono.shape[0])
+            fp = fingerprint(mono, sr)
+            original = self.index.find(fp)
+            if original is not None:
+                self._duplicate(spec, original, reused)
+                return
+            if not reused:
+                _write_flac(mono, sr, self.out_dir / spec.rel_path)
+        except ClipRejected as exc:
+            self.skip(spec.where, spec.source, exc.reason, exc.detail)
+            return
+        self.index.add(spec.source, fp)
+        self.paths.add(spec.rel_path)
+        self.records.append(record)
+        self._count(spec, mono.shape[0] / sr, reused)
+
+    def _duplicate(self, spec: ClipSpec, original: str, reused: bool) -> None:
+        self.report.duplicates.append((spec.source, original))
+        self.skipped.append(
+            _skip_line(spec.where, spec.source, "duplicate", "same audio content", duplicate_of=original)
+        )
+        logger.info("%s: %s duplicates %s", spec.where, spec.source, original)
+        if reused:  # written by an earlier run whose clip order differed; it is no longer part of the corpus
+            (self.out_dir / spec.rel_path).unlink(missing_ok=True)
+
+    def _count(self, spec: ClipSpec, seconds: float, reused: bool) -> None:
+        report = self.report
+        report.kept += 1
+        report.reused += int(reused)
+        report.total_seconds += seconds
+        report.per_class[spec.label] += 1
+        report.seconds_per_class[spec.label] += seconds
+        report.per_group[spec.group] += 1
+
+    def finish(self) -> CorpusReport:
+        if self.records:
+            write_manifest(self.out_dir / MANIFEST_NAME, self.records)
+        else:
+            logger.error("%s: no clip survived validation; no manifest written", self.report.title)
+        _write_jsonl(self.out_dir / SKIPPED_NAME, self.skipped)
+        if self.skipped:
+            examples = "".join(f"\n  {r['where']}: {r['reason']} ({r['detail']})" for r in self.skipped[:5])
+            logger.warning(
+                "%s: %d clips skipped and %d duplicates dropped; all reasons in %s, e.g.:%s",
+                self.report.title,
+                self.report.num_skipped,
+                len(self.report.duplicates),
+                self.out_dir / SKIPPED_NAME,
+                examples,
+            )
+        return self.report
 
 
 def write_corpus(
@@ -303,62 +424,13 @@ def write_corpus(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = CorpusReport(out_dir=out_dir, title=title, group_name=group_name)
-    index = DuplicateIndex()
-    records: list[dict] = []
-    skipped: list[dict] = []
-    seen_paths: set[str] = set()
+    builder = _Builder(out_dir, title, group_name)
     for item in tqdm(items, total=total, desc=title, unit="clip", disable=not progress):
         if isinstance(item, Skip):
-            report.skipped[item.reason] += 1
-            skipped.append(_skip_line(item.where, item.source, item.reason, item.detail))
-            logger.warning("%s: skipped %s (%s: %s)", item.where, item.source, item.reason, item.detail)
-            continue
-        try:
-            if item.rel_path in seen_paths:
-                raise ClipRejected("duplicate_path", f"{item.rel_path} is already used by an earlier clip")
-            mono, sr, reused = _process(item, out_dir)
-            fp = fingerprint(mono, sr)
-            original = index.find(fp)
-            if original is not None:
-                report.duplicates.append((item.source, original))
-                skipped.append(_skip_line(item.where, item.source, "duplicate", "same audio content",
-                                          duplicate_of=original))
-                logger.info("%s: %s duplicates %s", item.where, item.source, original)
-                continue
-            if not reused:
-                _write_flac(mono, sr, out_dir / item.rel_path)
-        except ClipRejected as exc:
-            report.skipped[exc.reason] += 1
-            skipped.append(_skip_line(item.where, item.source, exc.reason, exc.detail))
-            logger.warning("%s: skipped %s (%s)", item.where, item.source, exc)
-            continue
-        index.add(item.source, fp)
-        seen_paths.add(item.rel_path)
-        record = {
-            "path": item.rel_path,
-            "sample_rate": int(sr),
-            "num_frames": int(mono.shape[0]),
-            "caption": item.caption,
-            "source": item.source,
-            "licence": item.licence,
-            "class": item.label,
-        }
-        validate_record(record, spatial=False)
-        records.append(record)
-        seconds = mono.shape[0] / sr
-        report.kept += 1
-        report.reused += int(reused)
-        report.total_seconds += seconds
-        report.per_class[item.label] += 1
-        report.seconds_per_class[item.label] += seconds
-        report.per_group[item.group] += 1
-    if records:
-        write_manifest(out_dir / MANIFEST_NAME, records)
-    else:
-        logger.error("%s: no clip survived validation; no manifest written", title)
-    _write_jsonl(out_dir / SKIPPED_NAME, skipped)
-    return report
+            builder.skip(item.where, item.source, item.reason, item.detail)
+        else:
+            builder.add(item)
+    return builder.finish()
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
