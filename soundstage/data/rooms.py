@@ -25,10 +25,11 @@ import hashlib
 import json
 import logging
 import math
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -111,7 +112,7 @@ class RoomSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RoomSpec":
+    def from_dict(cls, data: dict[str, Any]) -> RoomSpec:
         return cls(
             room_dims_m=tuple(float(v) for v in data["room_dims_m"]),  # type: ignore[arg-type]
             absorption=float(data["absorption"]),
@@ -213,22 +214,38 @@ def schroeder_decay_db(impulse_response: np.ndarray) -> np.ndarray:
     return 10.0 * np.log10(np.maximum(energy / max(energy[0], 1e-300), 1e-30))
 
 
+def decay_dynamic_range_db(impulse_response: np.ndarray, sample_rate: int) -> float:
+    """Loudest 10 ms frame over the mean of the last 10 % of frames, in dB: how far the decay can be followed."""
+    frame = max(1, int(0.01 * sample_rate))
+    n_frames = impulse_response.shape[0] // frame
+    if n_frames < 10:
+        raise ValueError("the response is too short (< 100 ms) to measure a reverberation time")
+    energy = np.mean(impulse_response[: n_frames * frame].astype(np.float64).reshape(n_frames, frame) ** 2, axis=1)
+    floor = max(float(np.mean(energy[-max(1, n_frames // 10) :])), 1e-30)
+    return 10.0 * math.log10(max(float(energy.max()), 1e-30) / floor)
+
+
 def measure_t30(impulse_response: np.ndarray, sample_rate: int) -> tuple[float, str]:
     """Reverberation time in seconds from a ``(N,)`` response (use the W channel).
 
-    A least-squares line through the decay curve from -5 to -35 dB, extrapolated to 60 dB (T30). When the curve does
-    not reach -35 dB (short dynamic range) the -5 to -25 dB range (T20) is used, then -5 to -15 dB (T10).
+    A least-squares line through the Schroeder decay curve from -5 to -35 dB, extrapolated to 60 dB (T30). As in
+    ISO 3382-1, the bottom of the fitted range must lie 10 dB above the end of the response
+    (:func:`decay_dynamic_range_db`), so with less than 45 dB of dynamic range the -5 to -25 dB range (T20) is used,
+    then -5 to -15 dB (T10).
 
     Returns:
         ``(seconds, method)`` with method one of ``"T30"``, ``"T20"``, ``"T10"``.
+
+    Raises:
+        ValueError: less than 25 dB of dynamic range.
     """
-    decay = schroeder_decay_db(impulse_response)
-    finite_floor = decay[decay > -299.0].min() if np.any(decay > -299.0) else 0.0
+    dynamic_range = decay_dynamic_range_db(impulse_response, sample_rate)
     for method, low in (("T30", -35.0), ("T20", -25.0), ("T10", -15.0)):
-        if finite_floor <= low - 1.0:
+        if dynamic_range >= -low + 10.0:
             break
     else:
-        raise ValueError("the response's decay curve does not reach -16 dB; cannot measure a reverberation time")
+        raise ValueError(f"only {dynamic_range:.1f} dB of decay; cannot measure a reverberation time")
+    decay = schroeder_decay_db(impulse_response)
     mask = (decay <= -5.0) & (decay >= low)
     times = np.nonzero(mask)[0] / sample_rate
     slope, _ = np.polyfit(times, decay[mask], 1)  # dB per second, negative
@@ -257,7 +274,7 @@ def direct_path_doa(foa_rir: np.ndarray, sample_rate: int, half_window_ms: float
         ``(azimuth_deg, elevation_deg, peak_index)``.
     """
     peak = direct_path_index(foa_rir)
-    half = max(1, int(round(half_window_ms * 1e-3 * sample_rate)))
+    half = max(1, round(half_window_ms * 1e-3 * sample_rate))
     segment = foa_rir[:, max(0, peak - half) : peak + half + 1].astype(np.float64)
     w, y, z, x = segment
     intensity = np.array([np.dot(w, x), np.dot(w, y), np.dot(w, z)])
@@ -269,7 +286,7 @@ def direct_path_doa(foa_rir: np.ndarray, sample_rate: int, half_window_ms: float
 def measure_drr(foa_rir: np.ndarray, sample_rate: int, direct_index: int, half_window_ms: float = 2.5) -> float:
     """Direct-to-reverberant ratio in dB on W: energy within +-2.5 ms of the direct path over the rest."""
     w = foa_rir[0].astype(np.float64)
-    half = int(round(half_window_ms * 1e-3 * sample_rate))
+    half = round(half_window_ms * 1e-3 * sample_rate)
     lo, hi = max(0, direct_index - half), direct_index + half + 1
     direct = float(np.sum(w[lo:hi] ** 2))
     reverberant = float(np.sum(w[:lo] ** 2) + np.sum(w[hi:] ** 2))
@@ -448,7 +465,7 @@ def _render(
     diagonal = math.sqrt(sum(v * v for v in dims))
     end_s = spec.distance_m / SPEED_OF_SOUND_M_S + 1.1 * spec.target_t30_s
     per_order = _order_radius_m(dims)
-    needed_order = int(math.ceil((SPEED_OF_SOUND_M_S * end_s + diagonal) / per_order))
+    needed_order = math.ceil((SPEED_OF_SOUND_M_S * end_s + diagonal) / per_order)
     order = min(needed_order, max_ism_order)
     ism = _run_ism(spec, sample_rate, order, spec.absorption)
     if order >= needed_order:
@@ -470,7 +487,7 @@ def simulate_foa_rir(
     sample_rate: int,
     seed: int | Sequence[int] = 0,
     max_ism_order: int = DEFAULT_MAX_ISM_ORDER,
-    calibration_steps: int = 3,
+    calibration_steps: int = 4,
     calibration_tolerance: float = 0.05,
 ) -> FOARir:
     """Render the FOA response of a room configuration and measure its labels.
@@ -487,7 +504,7 @@ def simulate_foa_rir(
         max_ism_order: bound on the image-source order (compute grows as order**3).
         calibration_steps: the image-source decay of a shoebox is slower than Eyring's prediction in dead rooms;
             up to this many re-renders rescale the absorption by measured/target T30 (the returned ``spec`` holds
-            the absorption used).
+            the absorption used; the render closest to the target is returned).
         calibration_tolerance: stop once measured T30 is within this relative error of the target.
 
     Returns:
@@ -495,6 +512,7 @@ def simulate_foa_rir(
     """
     audio, order, tail_start = _render(spec, sample_rate, seed, max_ism_order)
     t30, method = measure_t30(audio[0], sample_rate)
+    best = (abs(math.log(t30 / spec.target_t30_s)), spec, audio, order, tail_start, t30, method)
     for _ in range(calibration_steps):
         ratio = t30 / spec.target_t30_s
         if abs(ratio - 1.0) <= calibration_tolerance:
@@ -502,6 +520,10 @@ def simulate_foa_rir(
         spec = _recalibrate(spec, ratio)
         audio, order, tail_start = _render(spec, sample_rate, seed, max_ism_order)
         t30, method = measure_t30(audio[0], sample_rate)
+        if abs(math.log(t30 / spec.target_t30_s)) < best[0]:
+            best = (abs(math.log(t30 / spec.target_t30_s)), spec, audio, order, tail_start, t30, method)
+    # Sparse, dead rooms with a distinct late echo do not decay exponentially; keep the closest render.
+    _, spec, audio, order, tail_start, t30, method = best
     azimuth, elevation, peak = direct_path_doa(audio, sample_rate)
     return FOARir(
         audio=audio,
@@ -516,3 +538,191 @@ def simulate_foa_rir(
         ism_order=order,
         tail_start_s=tail_start,
     )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Response bank
+# --------------------------------------------------------------------------------------------------------------
+
+BANK_FORMAT = 1
+BANK_CONFIG_NAME = "bank.json"
+BANK_RECORDS_NAME = "bank.jsonl"
+SPLIT_SHARES = {"train": 0.8, "valid": 0.1, "test": 0.1}
+_FLAC_PEAK = 0.99  # responses are stored peak-normalised to this, with the scale in their labels
+
+
+class BankError(ValueError):
+    """A response bank folder that does not match the requested configuration or is damaged."""
+
+
+@dataclass(frozen=True)
+class BankConfig:
+    """What determines a bank's content: responses are a pure function of (seed, index) and these settings."""
+
+    size: int
+    sample_rate: int
+    seed: int = 0
+    max_ism_order: int = DEFAULT_MAX_ISM_ORDER
+    format: int = BANK_FORMAT
+
+    def __post_init__(self) -> None:
+        if self.size < len(SPLITS):
+            raise ValueError(f"a bank needs at least {len(SPLITS)} responses (one room per split), got {self.size}")
+        if self.sample_rate <= 0:
+            raise ValueError(f"sample_rate must be positive, got {self.sample_rate}")
+
+
+def room_split_assignment(size: int, seed: int) -> list[str]:
+    """Split of each bank room: a seeded permutation, ~80/10/10 with at least one room per split."""
+    n_valid = max(1, round(SPLIT_SHARES["valid"] * size))
+    n_test = max(1, round(SPLIT_SHARES["test"] * size))
+    order = np.random.default_rng([seed, 0x5EED]).permutation(size)
+    splits = ["train"] * size
+    for rank, index in enumerate(order):
+        if rank < n_valid:
+            splits[index] = "valid"
+        elif rank < n_valid + n_test:
+            splits[index] = "test"
+    return splits
+
+
+def _room_id(seed: int, index: int) -> str:
+    digest = hashlib.sha1(f"{seed}:{index}".encode()).hexdigest()[:6]
+    return f"room{index:05d}-{digest}"
+
+
+def _build_one(folder: str, config: BankConfig, index: int, split: str) -> dict[str, Any]:
+    """Simulate response ``index`` and write its FLAC + JSON atomically; returns its labels (runs in workers)."""
+    rng = np.random.default_rng([config.seed, index])
+    t30_low, t30_high = ATTRIBUTE_RANGES["t30_s"]
+    for attempt in range(100):
+        spec = sample_room(rng)
+        rir = simulate_foa_rir(
+            spec, config.sample_rate, seed=[config.seed, index, attempt], max_ism_order=config.max_ism_order
+        )
+        # The label is the measured T30; redraw the rare room whose measurement leaves the DESIGN.md range.
+        if t30_low <= rir.t30_s <= t30_high:
+            break
+        logger.debug("bank %d: measured T30 %.3f s outside [%g, %g]; redrawing", index, rir.t30_s, t30_low, t30_high)
+    name = f"rir_{index:05d}"
+    responses = Path(folder) / "responses"
+    responses.mkdir(parents=True, exist_ok=True)
+    scale = float(np.abs(rir.audio).max()) / _FLAC_PEAK
+    tmp_audio = responses / f"{name}.part.flac"
+    sf.write(str(tmp_audio), (rir.audio / scale).T, config.sample_rate, subtype="PCM_24", format="FLAC")
+    tmp_audio.replace(responses / f"{name}.flac")
+    record = {"index": index, "room_id": _room_id(config.seed, index), "split": split,
+              "path": f"responses/{name}.flac", "flac_scale": scale, "tail_seed": [config.seed, index, attempt],
+              **rir.labels()}
+    tmp_json = responses / f"{name}.json.part"
+    tmp_json.write_text(json.dumps(record))
+    tmp_json.replace(responses / f"{name}.json")  # written last: its presence marks the response as complete
+    return record
+
+
+class RirBank:
+    """A cached set of simulated FOA room responses, one room (and one source/listener placement) per entry.
+
+    Layout of ``folder``::
+
+        bank.json                 configuration (size, sample_rate, seed, max_ism_order, format)
+        bank.jsonl                one JSON object per response: labels, room_id, split, path, flac_scale
+        responses/rir_00000.flac  4-channel AmbiX, peak-normalised PCM_24 (multiply by flac_scale)
+        responses/rir_00000.json  the same record, written when the response is complete
+
+    Responses depend only on ``(seed, index)`` and the configuration, so an interrupted build resumes where it
+    stopped and parallel builds write identical files. Each room belongs to one split (:func:`room_split_assignment`).
+    """
+
+    def __init__(self, folder: str | Path, config: BankConfig) -> None:
+        self.folder = Path(folder)
+        self.config = config
+        self._records: list[dict[str, Any]] | None = None
+        self._check_config()
+
+    @classmethod
+    def open(cls, folder: str | Path) -> RirBank:
+        """Open an existing bank (built or partly built) with the configuration stored in it."""
+        path = Path(folder) / BANK_CONFIG_NAME
+        if not path.exists():
+            raise BankError(f"{folder}: not a response bank (no {BANK_CONFIG_NAME})")
+        data = json.loads(path.read_text())
+        return cls(folder, BankConfig(**data))
+
+    def _check_config(self) -> None:
+        path = self.folder / BANK_CONFIG_NAME
+        if path.exists():
+            stored = BankConfig(**json.loads(path.read_text()))
+            if stored != self.config:
+                raise BankError(
+                    f"{self.folder} holds a bank built with {stored}, not {self.config}; "
+                    "use another folder or delete this one"
+                )
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".part")
+            tmp.write_text(json.dumps(asdict(self.config), indent=2))
+            tmp.replace(path)
+
+    def __len__(self) -> int:
+        return self.config.size
+
+    def missing(self) -> list[int]:
+        """Indices whose response is not on disk yet."""
+        responses = self.folder / "responses"
+        return [i for i in range(self.config.size) if not (responses / f"rir_{i:05d}.json").exists()]
+
+    def build(self, workers: int = 1, progress: bool = True) -> RirBank:
+        """Simulate the missing responses (in ``workers`` processes) and write ``bank.jsonl``; returns self."""
+        todo = self.missing()
+        splits = room_split_assignment(self.config.size, self.config.seed)
+        if todo:
+            logger.info("simulating %d of %d room responses in %s", len(todo), self.config.size, self.folder)
+            bar = tqdm(total=len(todo), desc="room responses", unit="rir", disable=not progress)
+            if workers <= 1:
+                for index in todo:
+                    _build_one(str(self.folder), self.config, index, splits[index])
+                    bar.update()
+            else:
+                with ProcessPoolExecutor(max_workers=workers) as pool:
+                    futures = [pool.submit(_build_one, str(self.folder), self.config, i, splits[i]) for i in todo]
+                    for future in futures:
+                        future.result()
+                        bar.update()
+            bar.close()
+        self._write_records()
+        return self
+
+    def _write_records(self) -> None:
+        responses = self.folder / "responses"
+        records = [json.loads((responses / f"rir_{i:05d}.json").read_text()) for i in range(self.config.size)]
+        tmp = self.folder / (BANK_RECORDS_NAME + ".part")
+        with tmp.open("w") as handle:
+            for record in records:
+                handle.write(json.dumps(record) + "\n")
+        tmp.replace(self.folder / BANK_RECORDS_NAME)
+        self._records = records
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """One label dict per response (requires a complete bank: call :meth:`build` first)."""
+        if self._records is None:
+            path = self.folder / BANK_RECORDS_NAME
+            if not path.exists() or self.missing():
+                raise BankError(f"{self.folder}: the bank is incomplete; call build() first")
+            self._records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return self._records
+
+    def split_indices(self, split: str) -> list[int]:
+        """Indices of the responses (rooms) that belong to ``split``."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        return [r["index"] for r in self.records if r["split"] == split]
+
+    def load(self, index: int) -> np.ndarray:
+        """Response ``index`` as ``(4, N)`` float32 AmbiX at the bank's sample rate."""
+        record = self.records[index]
+        data, sample_rate = sf.read(str(self.folder / record["path"]), dtype="float32", always_2d=True)
+        if sample_rate != self.config.sample_rate or data.shape[1] != 4:
+            raise BankError(f"{self.folder / record['path']}: expected 4 channels at {self.config.sample_rate} Hz")
+        return np.ascontiguousarray(data.T) * np.float32(record["flac_scale"])
