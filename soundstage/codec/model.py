@@ -5,7 +5,8 @@ Two architectures share one interface (``encode`` / ``decode`` / ``save_pretrain
 - ``arch="stft"`` (presets ``small`` and ``tiny``), a frame-rate design chosen so the bundled codec trains on two CPU
   cores. Measured on this project's 2-core machine for one training step of 8 x 2 s at 24 kHz: a 4-channel waveform
   ``AutoencoderOobleck`` of 6.2 M parameters took ~24 s (every layer runs at the sample rate); a 1D-conv network over
-  STFT frames (Vocos-like) of 12 M parameters took ~1.5 s. We take the second family and make it smaller still:
+  STFT frames (Vocos-like) of 12 M parameters took ~1.5 s. We take the second family and make it smaller still
+  (3.96 M parameters, width 192; ~0.8 s per step of 8 x 1 s crops on one core, 75x real time encode+decode):
   STFT (n_fft 1024, hop 256) of all 4 channels -> ConvNeXt blocks over frames -> one stride-2 step to the latent
   hop of 512 samples with 16 latent channels (4 * 512 / 16 = 128) -> a mirrored decoder -> per-bin W spectrum
   (log magnitude + phase, Vocos head) and X, Y, Z as complex gains relative to W -> inverse STFT. The W-relative
@@ -23,9 +24,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -51,7 +52,7 @@ class FOACodecConfig:
     # stft arch
     n_fft: int = 1024  # 43 ms window at 24 kHz: enough frequency resolution for intensity per bin
     stft_hop: int = 256  # frame hop; hop / stft_hop stride-2 steps lead to the latent rate
-    dim: int = 256  # width of every ConvNeXt block
+    dim: int = 192  # width of every ConvNeXt block
     mlp_ratio: float = 3.0
     kernel_size: int = 7  # depthwise kernel over frames
     encoder_frame_blocks: int = 1  # blocks at the STFT frame rate (costly: twice the frames)
@@ -125,9 +126,9 @@ class FOACodec(nn.Module, PretrainedMixin):
         self.sample_rate = config.sample_rate
         self.register_buffer("latent_scale", torch.tensor(float(config.latent_scale)))
         if config.arch == "stft":
-            kwargs = dict(n_fft=config.n_fft, stft_hop=config.stft_hop, hop=config.hop, dim=config.dim,
-                          latent_channels=config.latent_channels, kernel_size=config.kernel_size,
-                          mlp_ratio=config.mlp_ratio)
+            kwargs = {"n_fft": config.n_fft, "stft_hop": config.stft_hop, "hop": config.hop, "dim": config.dim,
+                      "latent_channels": config.latent_channels, "kernel_size": config.kernel_size,
+                      "mlp_ratio": config.mlp_ratio}
             self.encoder = STFTEncoder(frame_blocks=config.encoder_frame_blocks,
                                        latent_blocks=config.encoder_latent_blocks, **kwargs)
             self.decoder = STFTDecoder(frame_blocks=config.decoder_frame_blocks,

@@ -44,7 +44,7 @@ def stft_same(audio: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
 
 def istft_same(spec: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     """Inverse of :func:`stft_same`: ``(B, F, N)`` complex -> ``(B, N * hop)`` by windowed overlap-add."""
-    b, _, n = spec.shape
+    n = spec.shape[-1]
     pad = (n_fft - hop) // 2
     window = torch.hann_window(n_fft, device=spec.device, dtype=spec.real.dtype)
     frames = torch.fft.irfft(spec, n=n_fft, dim=1) * window[None, :, None]  # (B, n_fft, N)
@@ -106,7 +106,7 @@ class STFTEncoder(nn.Module):
         self.embed = nn.Conv1d(NUM_FEATURES * bins, dim, kernel_size=1)
         self.embed_norm = ChannelNorm(dim)
         self.frame_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(frame_blocks)])
-        stages = int(round(math.log2(hop // stft_hop)))
+        stages = round(math.log2(hop // stft_hop))
         self.down = nn.Sequential(*[nn.Sequential(ChannelNorm(dim), nn.Conv1d(dim, dim, 2, stride=2))
                                     for _ in range(stages)])
         self.latent_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(latent_blocks)])
@@ -131,7 +131,7 @@ class STFTDecoder(nn.Module):
         self.embed = nn.Conv1d(latent_channels, dim, kernel_size=3, padding=1)
         self.embed_norm = ChannelNorm(dim)
         self.latent_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(latent_blocks)])
-        stages = int(round(math.log2(hop // stft_hop)))
+        stages = round(math.log2(hop // stft_hop))
         self.up = nn.Sequential(*[nn.Sequential(ChannelNorm(dim), nn.ConvTranspose1d(dim, dim, 2, stride=2))
                                   for _ in range(stages)])
         self.frame_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(frame_blocks)])

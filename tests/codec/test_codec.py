@@ -1,0 +1,238 @@
+"""FOA codec: shapes and compression, save/load, determinism, bad input, spatial loss, training and resume."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from soundstage.codec import CODEC_PRESETS, CodecInputError, FOACodec, FOACodecConfig, measure_latent_scale
+from soundstage.codec.losses import CodecLoss, band_energy_loss, broadband_direction_loss, kl_loss, spatial_loss
+from soundstage.codec.stft_autoencoder import istft_same, stft_same
+from soundstage.common.pretrained import FormatError
+from soundstage.foa import encode_mono, rotate_foa
+from soundstage.train.codec_task import CODEC_TRAIN_DEFAULTS, make_codec_task
+from soundstage.train.trainer import TrainConfig, latest_checkpoint, run_training
+
+from .synthetic import make_dataset, synthetic_foa
+
+MINI_OOBLECK = FOACodecConfig(arch="oobleck", sample_rate=8000, hop=64, latent_channels=2, oobleck_hidden=4,
+                              oobleck_ratios=(2, 4, 8), oobleck_multiples=(1, 2, 4), oobleck_decoder_channels=8)
+
+
+def tiny_codec(seed: int = 0) -> FOACodec:
+    torch.manual_seed(seed)
+    return FOACodec(CODEC_PRESETS["tiny"]).eval()
+
+
+@pytest.mark.parametrize("config", [CODEC_PRESETS["tiny"], MINI_OOBLECK], ids=["stft", "oobleck"])
+@pytest.mark.parametrize("length", [1, 255, 257, 1001])
+def test_odd_length_round_trip_shapes(config: FOACodecConfig, length: int) -> None:
+    torch.manual_seed(0)
+    codec = FOACodec(config).eval()
+    foa = 0.1 * torch.randn(2, 4, length)
+    with torch.no_grad():
+        latent = codec.encode(foa)
+        assert latent.shape == (2, config.latent_channels, math.ceil(length / config.hop))
+        assert codec.decode(latent, length=length).shape == (2, 4, length)
+        assert codec.decode(latent).shape == (2, 4, latent.shape[-1] * config.hop)
+        assert codec.encode(foa[0]).shape == (1, config.latent_channels, latent.shape[-1])  # (4, T) accepted
+
+
+@pytest.mark.parametrize("name", sorted(CODEC_PRESETS))
+def test_compression_ratio_is_exactly_128(name: str) -> None:
+    config = CODEC_PRESETS[name]
+    samples = 7 * config.hop
+    assert 4 * samples / (config.latent_channels * math.ceil(samples / config.hop)) == 128
+    if name == "tiny":
+        codec = tiny_codec()
+        assert codec.encode(torch.zeros(1, 4, samples)).numel() * 128 == 4 * samples
+
+
+def test_paper_preset_is_the_oobleck_at_48k() -> None:
+    paper = CODEC_PRESETS["paper"]
+    assert (paper.arch, paper.sample_rate, paper.hop, paper.latent_channels) == ("oobleck", 48000, 2048, 64)
+    assert paper.oobleck_hidden == 2 * paper.latent_channels and math.prod(paper.oobleck_ratios) == paper.hop
+
+
+def test_config_validation_names_the_rule() -> None:
+    with pytest.raises(ValueError, match="must be 128"):
+        FOACodecConfig(hop=512, latent_channels=32)
+    with pytest.raises(ValueError, match="twice latent_channels"):
+        dataclasses.replace(CODEC_PRESETS["paper"], oobleck_hidden=64)
+    with pytest.raises(ValueError, match="power of two"):
+        FOACodecConfig(stft_hop=384)
+
+
+def test_stft_pair_reconstructs_exactly() -> None:
+    x = torch.randn(3, 1, 8 * 128)
+    spec = stft_same(x, 256, 128)
+    assert spec.shape[-1] == 8
+    torch.testing.assert_close(istft_same(spec[:, 0], 256, 128), x[:, 0], atol=1e-5, rtol=0)
+
+
+def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
+    codec = tiny_codec()
+    codec.set_latent_scale(0.37)
+    foa = 0.1 * torch.randn(1, 4, 777)
+    with torch.no_grad():
+        latent, audio = codec.encode(foa), codec.decode(codec.encode(foa), 777)
+    codec.save_pretrained(tmp_path / "codec")
+    assert json.loads((tmp_path / "codec" / "config.json").read_text())["latent_scale"] == pytest.approx(0.37)
+    loaded = FOACodec.from_pretrained(tmp_path / "codec")
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(foa), latent)
+        assert torch.equal(loaded.decode(latent, 777), audio)
+
+
+def test_encode_mean_is_deterministic_and_sampling_is_seeded() -> None:
+    codec = tiny_codec()
+    foa = 0.1 * torch.randn(2, 4, 1000)
+    with torch.no_grad():
+        assert torch.equal(codec.encode(foa), codec.encode(foa))
+        s1 = codec.encode(foa, sample=True, generator=torch.Generator().manual_seed(1))
+        s2 = codec.encode(foa, sample=True, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(s1, s2) and not torch.equal(s1, codec.encode(foa))
+
+
+def test_latent_scale_gives_unit_variance() -> None:
+    codec = tiny_codec()
+    clips = [0.1 * torch.randn(2, 4, 2048) for _ in range(3)]
+    codec.set_latent_scale(measure_latent_scale(codec, clips))
+    with torch.no_grad():
+        assert torch.cat([codec.encode(c) for c in clips]).std().item() == pytest.approx(1.0, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("make", "kwargs", "message"),
+    [
+        (lambda: torch.zeros(1, 2, 100), {}, "4 AmbiX channels"),
+        (lambda: torch.zeros(1, 4, 100), {"sample_rate": 44100}, "expects 8000 Hz"),
+        (lambda: torch.full((1, 4, 100), float("nan")), {}, "NaN or Inf"),
+        (lambda: torch.tensor([[[0.0, float("inf")]] * 4]), {}, "NaN or Inf"),
+        (lambda: torch.zeros(1, 4, 0), {}, "empty audio"),
+    ],
+    ids=["channels", "sample_rate", "nan", "inf", "empty"],
+)
+def test_bad_input_is_rejected_with_a_clear_message(make, kwargs, message) -> None:
+    with pytest.raises(CodecInputError, match=message):
+        tiny_codec().encode(make(), **kwargs)
+
+
+def test_bad_latent_and_foreign_folders_are_rejected(tmp_path: Path) -> None:
+    codec = tiny_codec()
+    with pytest.raises(CodecInputError, match=r"\(batch, 8, frames\)"):
+        codec.decode(torch.zeros(1, 3, 5))
+    codec.save_pretrained(tmp_path / "other")
+    config = json.loads((tmp_path / "other" / "config.json").read_text())
+    (tmp_path / "other" / "config.json").write_text(json.dumps({**config, "_format": "soundstage.elsa"}))
+    with pytest.raises(FormatError, match="'soundstage.elsa' model, not a 'soundstage.codec'"):
+        FOACodec.from_pretrained(tmp_path / "other")
+    with pytest.raises(FormatError, match="no config.json"):
+        FOACodec.from_pretrained(tmp_path / "missing")
+
+
+def test_spatial_loss_is_zero_for_identical_input_and_grows_with_rotation() -> None:
+    rng = np.random.default_rng(0)
+    foa = torch.from_numpy(np.stack([synthetic_foa(rng, 1.0, 8000, az, 10.0) for az in (30.0, -120.0)]))
+    assert float(spatial_loss(foa, foa)) == pytest.approx(0.0, abs=1e-5)
+    losses = [float(spatial_loss(rotate_foa(foa, yaw_deg=yaw), foa)) for yaw in (10.0, 45.0, 90.0, 180.0)]
+    assert losses[0] > 1e-3 and all(a < b for a, b in itertools.pairwise(losses))
+    assert float(broadband_direction_loss(foa, foa)) == pytest.approx(0.0, abs=1e-5)
+    assert float(broadband_direction_loss(rotate_foa(foa, yaw_deg=90.0), foa)) == pytest.approx(1.0, abs=0.05)
+    # loudness alone does not change the sound field
+    assert float(spatial_loss(0.5 * foa, foa)) < 1e-3
+
+
+def test_band_energy_loss_measures_level_in_log10_units() -> None:
+    foa = 0.1 * torch.randn(2, 4, 8000)
+    assert float(band_energy_loss(foa, foa)) == 0.0
+    assert float(band_energy_loss(0.5 * foa, foa)) == pytest.approx(math.log10(4.0), abs=1e-4)  # -6 dB everywhere
+
+
+def test_codec_loss_terms_are_finite_and_kl_is_zero_at_the_prior() -> None:
+    codec = tiny_codec()
+    foa = torch.from_numpy(synthetic_foa(np.random.default_rng(1), 0.5, 8000, 45.0, 0.0))[None]
+    recon, mean, std = codec(foa)
+    loss, logs = CodecLoss()(recon, foa, mean, std)
+    assert torch.isfinite(loss) and set(logs) >= {"loss_stft", "loss_spatial_direction", "loss_kl"}
+    assert float(kl_loss(torch.zeros(1, 4, 3), torch.ones(1, 4, 3))) == pytest.approx(0.0)
+
+
+def _config(out: Path, steps: int) -> TrainConfig:
+    values = {k: v for k, v in CODEC_TRAIN_DEFAULTS["tiny"].items() if k in TrainConfig.__dataclass_fields__}
+    values.update(max_steps=steps, checkpoint_every=2, validate_every=100)
+    return TrainConfig(out_dir=out, **values)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("foa_data"), sample_rate=8000)
+
+
+def test_two_step_training_smoke_test_exports_a_loadable_codec(tiny_data: Path, tmp_path: Path) -> None:
+    config = _config(tmp_path / "run", 2)
+    exported = run_training(make_codec_task("tiny", tiny_data, config), config)
+    codec = FOACodec.from_pretrained(exported)
+    assert codec.latent_scale.item() != 1.0  # measured at the final validation, before export
+    log = (tmp_path / "run" / "train_log.jsonl").read_text()
+    assert "angle_error_median_deg" in log and "loss_spatial_direction" in log
+
+
+class CrashingTask:
+    """Wraps a codec task and dies at a given step, like a kill after the last checkpoint."""
+
+    def __init__(self, task, crash_at_step: int) -> None:
+        self.task, self.crash_at_step = task, crash_at_step
+        self.name, self.model, self.train_dataset = task.name, task.model, task.train_dataset
+        self.collate, self.validate = task.collate, task.validate
+
+    def training_step(self, model, batch, step):
+        if step == self.crash_at_step:
+            raise KeyboardInterrupt
+        return self.task.training_step(model, batch, step)
+
+
+def test_resume_after_interruption_gives_identical_weights(tiny_data: Path, tmp_path: Path) -> None:
+    straight = run_training(make_codec_task("tiny", tiny_data, _config(tmp_path / "a", 4)), _config(tmp_path / "a", 4))
+    with pytest.raises(KeyboardInterrupt):
+        config = _config(tmp_path / "b", 4)
+        run_training(CrashingTask(make_codec_task("tiny", tiny_data, config), 2), config)
+    assert latest_checkpoint(tmp_path / "b").name == "step_2"
+    config = _config(tmp_path / "b", 4)
+    resumed = run_training(make_codec_task("tiny", tiny_data, config), config, resume=True)
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+def test_plane_wave_direction_survives_the_stft_pair() -> None:
+    """Physics guard for the decoder's W-relative head: rebuilding X, Y, Z as gains on W keeps the direction."""
+    from soundstage.foa import broadband_doa
+
+    signal = torch.randn(8 * 128)
+    foa = encode_mono(signal, 90.0, 20.0)[None]
+    spec = stft_same(foa, 256, 128)[0]  # (4, F, N)
+    gains = spec[1:] / spec[0]  # Y, Z, X relative to W
+    rebuilt = torch.cat([spec[:1], gains * spec[0]])
+    audio = istft_same(rebuilt, 256, 128)
+    azimuth, elevation = broadband_doa(audio)
+    assert float(azimuth) == pytest.approx(90.0, abs=0.5) and float(elevation) == pytest.approx(20.0, abs=0.5)
+
+
+def test_adversarial_flag_adds_discriminator_terms(tiny_data: Path, tmp_path: Path) -> None:
+    from soundstage.codec.losses import CodecLossConfig
+
+    task = make_codec_task("tiny", tiny_data, _config(tmp_path, 1), CodecLossConfig(adversarial=True))
+    batch = task.collate([task.train_dataset[i] for i in range(2)])
+    loss, logs = task.training_step(task.model, batch, 0)
+    assert torch.isfinite(loss) and {"loss_disc", "loss_adv", "loss_feature_matching"} <= set(logs)
+    assert make_codec_task("tiny", tiny_data, _config(tmp_path, 1)).discriminator is None  # off by default
