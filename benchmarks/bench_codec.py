@@ -11,8 +11,6 @@ far too slow for a CPU, so it is timed on fewer, smaller batches and also report
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from results_io import machine_info, write_results  # benchmarks/results_io.py (the script's folder)
 
 from soundstage.codec import CODEC_PRESETS, FOACodec
 from soundstage.codec.losses import CodecLoss
@@ -75,8 +75,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    results: dict[str, object] = {"threads": args.threads, "torch": torch.__version__, "cpu": platform.processor()
-                                  or platform.machine()}
+    results: dict[str, object] = {"threads": args.threads, "machine": machine_info()}
     small = FOACodec(CODEC_PRESETS["small"]).eval()
     results["small_parameters"] = small.num_parameters()
     results["small_encode_decode_10s"] = realtime_factor(small)
@@ -107,9 +106,7 @@ def main() -> None:
     print(f"codec benchmark, {args.threads} threads")
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

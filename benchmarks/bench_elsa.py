@@ -14,9 +14,6 @@ and writes JSON (default ``benchmarks/results/elsa.json``).
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from results_io import machine_info, write_results  # benchmarks/results_io.py (the script's folder)
 
 from soundstage.common.pretrained import PRETRAINED_ROOT
 from soundstage.elsa_encoder import ELSA, elsa_preset
@@ -94,23 +92,20 @@ def main() -> None:
         "model": "bundled small" if bundled else "small preset, random weights",
         "parameters": params,
         "threads": args.threads,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
+        "machine": machine_info(),
         "audio": [bench_audio(model, args.seconds, b, args.repeats) for b in (1, 8)],
         "text": [bench_text(model, 64, args.repeats, cached=False), bench_text(model, 64, args.repeats, cached=True)],
     }
     print(f"ELSA small ({params / 1e6:.2f} M parameters, {results['model']}), {args.threads} CPU threads")
     print(f"{'task':<40}{'per second':>14}{'s per batch':>14}{'x real time':>13}")
     for r in results["audio"]:
-        print(f"{'audio, %g-s clips, batch %d' % (r['clip_seconds'], r['batch']):<40}{r['clips_per_s']:>14.2f}"
+        name = f"audio, {r['clip_seconds']:g}-s clips, batch {r['batch']}"
+        print(f"{name:<40}{r['clips_per_s']:>14.2f}"
               f"{r['seconds_per_batch']:>14.3f}{r['real_time_factor']:>13.1f}")
     for r in results["text"]:
         name = f"text, batch {r['batch']}, {'cached features' if r['cached'] else 'new captions'}"
         print(f"{name:<40}{r['texts_per_s']:>14.1f}{r['seconds_per_batch']:>14.3f}{'':>13}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from results_io import machine_info, write_results  # benchmarks/results_io.py (the script's folder)
 from scipy.signal import oaconvolve
 
 from soundstage.data.rooms import BankConfig, RirBank, sample_room, simulate_foa_rir
@@ -96,17 +95,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     simulation = bench_simulation(args.rooms)
     throughput = bench_throughput(args.clips, args.bank_size)
     result = {"sample_rate": SAMPLE_RATE, "simulation": simulation, "throughput": throughput,
-              "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                          "python": platform.python_version()}}
+              "machine": machine_info()}
     print(f"{'measurement':<44} {'value':>10}")
     print(f"{'response simulation, mean s/response':<44} {simulation['mean_s']:>10.3f}")
     print(f"{'response simulation, median s/response':<44} {simulation['median_s']:>10.3f}")
     print(f"{'  (mean response length s)':<44} {simulation['mean_response_s']:>10.2f}")
     print(f"{'spatialize 5-s clips, clips/s per core':<44} {throughput['clips_per_second_per_core']:>10.2f}")
     print(f"{'  convolution alone, ms/clip':<44} {throughput['convolution_ms_per_clip']:>10.1f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return result
 
 

@@ -13,13 +13,13 @@ Prints a table and writes JSON (default ``benchmarks/results/labels.json``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import write_results  # benchmarks/results_io.py (the script's folder)
 
 from soundstage.common.audio import load_audio
 from soundstage.data.manifest import read_manifest, wrap_azimuth
@@ -103,9 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             print(f"{name:<20} {s['clips']:>5} {s['median_great_circle_deg']:>10.2f} "
                   f"{s['mean_great_circle_deg']:>8.2f} {s['median_signed_azimuth_deg']:>7.2f} "
                   f"{s['median_signed_elevation_deg']:>7.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_results(args.out, result)
     return result
 
 

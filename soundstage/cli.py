@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 PRESETS = ("tiny", "small", "paper")
 
@@ -69,6 +70,8 @@ def _train(args: argparse.Namespace) -> None:
             values[key] = getattr(args, flag)
     config = TrainConfig(out_dir=args.out, **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
     task = make_task(args.preset, args.data, config)
+    if args.init_from is not None:
+        task.model.init_from_pretrained(args.init_from)
     exported = run_training(task, config, resume=args.resume)
     print(f"exported EMA weights to {exported}")
 
@@ -150,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None)
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    train.add_argument("--init-from", default=None, metavar="MODEL",
+                       help="fine-tune: start from this model folder or bundled name (same preset), not from scratch")
     train.set_defaults(handler=_train)
 
     ev = commands.add_parser("evaluate", help="evaluate a component: prints a table, writes JSON (+ plots)")

@@ -12,6 +12,10 @@ Every clip is encoded (posterior mean) and decoded at full length, then compared
 | ``w_band_error_db`` | W channel 1/3-octave band level error in dB, median over all (clip, band) pairs |
 
 Targets for the bundled ``small`` codec: angle error median <= 5 deg, W band error median <= 3 dB.
+
+With ``--out results.json`` it also writes ``results.png`` (angle error against the room's T30, W band error by
+frequency) and ``results_examples/`` (input and reconstruction of the first clips, to listen to or analyse with
+``soundstage foa analyze``).
 """
 
 from __future__ import annotations
@@ -19,19 +23,22 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
-from soundstage.common.audio import load_audio
+from soundstage.common.audio import load_audio, save_audio
 from soundstage.data.manifest import read_manifest
 from soundstage.metrics.audio_metrics import (
     mel_distance,
     multi_resolution_stft_distance,
     si_sdr,
     third_octave_band_energy_error_db,
+    third_octave_centers,
 )
 from soundstage.metrics.spatial_metrics import broadband_direction_error_deg, diffuseness_error
 
@@ -42,8 +49,9 @@ TARGETS = {"angle_error_deg_median": 5.0, "w_band_error_db_median": 3.0}  # uppe
 
 
 @torch.no_grad()
-def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], np.ndarray]:
-    """Metrics of one ``(4, T)`` clip and its W band errors ``(bands,)`` in dB (NaN for bands below the floor)."""
+def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], np.ndarray, torch.Tensor]:
+    """Metrics of one ``(4, T)`` clip, its W band errors ``(bands,)`` in dB (NaN for bands below the floor) and the
+    ``(4, T)`` reconstruction."""
     recon = codec.decode(codec.encode(foa[None]), length=foa.shape[-1])[0]
     sr = codec.sample_rate
     sdr = si_sdr(recon, foa)
@@ -54,7 +62,7 @@ def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], 
     metrics["diffuseness_error"] = float(diffuseness_error(recon, foa))
     bands = third_octave_band_energy_error_db(recon[0], foa[0], sr).numpy()
     metrics["w_band_error_db"] = float(np.nanmedian(bands)) if np.isfinite(bands).any() else math.nan
-    return metrics, bands
+    return metrics, bands, recon
 
 
 def _nan_stats(values: list[float]) -> tuple[float, float]:
@@ -70,8 +78,10 @@ def evaluate_codec(
     out_json: Path | None = None,
     max_clips: int | None = None,
     device: str = "cpu",
+    examples: int = 3,
 ) -> dict[str, Any]:
-    """Evaluate a codec folder (or bundled preset name) on a dataset split; prints a table, optionally writes JSON.
+    """Evaluate a codec folder (or bundled preset name) on a dataset split; prints a table, optionally writes JSON
+    (plus a plot and ``examples`` input/reconstruction pairs next to it).
 
     Returns ``{"summary": {metric_median/mean...}, "targets": {...}, "clips": [...], ...}``.
     """
@@ -85,23 +95,28 @@ def evaluate_codec(
     clips: list[dict[str, Any]] = []
     all_bands: list[np.ndarray] = []
     seconds = 0.0
+    example_dir = None if out_json is None else Path(out_json).with_name(Path(out_json).stem + "_examples")
     start = time.perf_counter()
-    for record in records:
+    for i, record in enumerate(tqdm(records, desc=f"evaluate codec ({split})", unit="clip")):
         audio, _ = load_audio(data_dir / record["path"], sample_rate=codec.sample_rate, channels=4)
         foa = torch.from_numpy(audio).to(device)
-        metrics, bands = clip_metrics(codec, foa)
-        all_bands.append(bands[np.isfinite(bands)])
+        metrics, bands, recon = clip_metrics(codec, foa)
+        all_bands.append(bands)
         seconds += audio.shape[1] / codec.sample_rate
-        clips.append({"path": record["path"], **metrics})
+        clips.append({"path": record["path"], "t30_s": record["t30_s"], **metrics})
+        if example_dir is not None and i < examples:
+            name = Path(record["path"]).stem
+            save_audio(example_dir / f"{name}_input.wav", audio, codec.sample_rate)
+            save_audio(example_dir / f"{name}_reconstruction.wav", recon.cpu().numpy(), codec.sample_rate)
     elapsed = time.perf_counter() - start
 
     summary: dict[str, float] = {}
     for key in clips[0]:
-        if key == "path" or key == "w_band_error_db":
+        if key in ("path", "t30_s", "w_band_error_db"):
             continue
         median, mean = _nan_stats([c[key] for c in clips])
         summary[f"{key}_median"], summary[f"{key}_mean"] = median, mean
-    pooled = np.concatenate(all_bands) if all_bands else np.array([])
+    pooled = np.concatenate([b[np.isfinite(b)] for b in all_bands])
     summary["w_band_error_db_median"] = float(np.median(pooled)) if pooled.size else math.nan
     summary["w_band_error_db_mean"] = float(np.mean(pooled)) if pooled.size else math.nan
     targets = {k: {"target_max": v, "value": summary[k], "met": bool(summary[k] <= v)} for k, v in TARGETS.items()}
@@ -122,7 +137,36 @@ def evaluate_codec(
         out_json = Path(out_json)
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(result, indent=2) + "\n")
+        result["plot"] = str(plot_codec_evaluation(clips, np.stack(all_bands), codec.sample_rate,
+                                                   out_json.with_suffix(".png")))
     return result
+
+
+def plot_codec_evaluation(clips: list[dict[str, Any]], band_errors: np.ndarray, sample_rate: int, path: Path) -> Path:
+    """Angle error per clip against T30, and the W band error ``(clips, bands)`` by 1/3-octave band (median, IQR)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.scatter([c["t30_s"] for c in clips], [c["angle_error_deg"] for c in clips], s=12, alpha=0.7)
+    left.axhline(TARGETS["angle_error_deg_median"], color="tab:red", lw=1, ls="--", label="target (median)")
+    left.set(xlabel="room T30 (s)", ylabel="angle error (deg)", title="broadband direction error per clip")
+    left.legend()
+    centers = third_octave_centers(sample_rate)
+    with warnings.catch_warnings():  # bands that are below the floor in every clip give all-NaN columns
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, median, high = np.nanpercentile(band_errors, [25, 50, 75], axis=0)
+    right.fill_between(centers, low, high, alpha=0.3, label="25-75 %")
+    right.semilogx(centers, median, marker="o", ms=3, label="median")
+    right.axhline(TARGETS["w_band_error_db_median"], color="tab:red", lw=1, ls="--", label="target (median)")
+    right.set(xlabel="1/3-octave band (Hz)", ylabel="|level error| (dB)", title="W channel band level error")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def format_table(result: dict[str, Any]) -> str:

@@ -118,6 +118,7 @@ class FOACodec(nn.Module, PretrainedMixin):
     format_name = "soundstage.codec"
     format_version = 1
     pretrained_subfolder = "codec"
+    init_ignored_fields = ("latent_scale",)
 
     def __init__(self, config: FOACodecConfig):
         super().__init__()

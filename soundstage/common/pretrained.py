@@ -15,6 +15,7 @@ from typing import Any, ClassVar, TypeVar
 
 import torch
 from safetensors.torch import load_file, safe_open, save_file
+from typing_extensions import Self
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -70,6 +71,7 @@ class PretrainedMixin:
     format_name: ClassVar[str]
     format_version: ClassVar[int] = 1
     pretrained_subfolder: ClassVar[str]
+    init_ignored_fields: ClassVar[tuple[str, ...]] = ()  # config fields init_from_pretrained may take over
     config: Any
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -109,7 +111,7 @@ class PretrainedMixin:
         return config_from_dict(cls.config_class, values)
 
     @classmethod
-    def from_pretrained(cls: type[M], path: str | Path, device: str | torch.device = "cpu") -> M:
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> Self:
         """Load a component folder (or a bundled preset name such as ``"small"``) strictly, in eval mode."""
         config = cls.read_config(path)
         folder = resolve_pretrained(path, cls.pretrained_subfolder)
@@ -124,6 +126,24 @@ class PretrainedMixin:
         load_state_strict(model, load_file(str(weights), device=str(device)), source=str(weights))  # type: ignore[arg-type]
         return model.to(device).eval()  # type: ignore[attr-defined,return-value]
 
+
+    def init_from_pretrained(self, path: str | Path) -> None:
+        """Copy the weights of a saved folder of the same architecture into this module (to fine-tune it).
+
+        Config fields that describe the architecture must agree; those named in ``init_ignored_fields`` (values that
+        training measures, like a codec's latent scale) are taken from the folder.
+        """
+        source = type(self).from_pretrained(path)
+        ignored = self.init_ignored_fields
+        ours, theirs = config_to_dict(self.config), config_to_dict(source.config)
+        differ = sorted(k for k in ours if k not in ignored and ours[k] != theirs[k])
+        if differ:
+            raise FormatError(
+                f"{path} was built with a different config ({', '.join(f'{k}: {theirs[k]!r} vs {ours[k]!r}' for k in differ)}); "
+                "fine-tune it with the preset it was trained with"
+            )
+        self.config = source.config
+        self.load_state_dict(source.state_dict())  # type: ignore[attr-defined]
 
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict(strict=True)`` whose error names the missing, unexpected and mis-shaped keys."""

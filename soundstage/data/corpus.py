@@ -24,7 +24,7 @@ from scipy.signal import fftconvolve
 from tqdm import tqdm
 
 from soundstage.common.audio import AudioError, audio_info, load_audio, resample, save_audio
-from soundstage.data.manifest import MANIFEST_NAME, validate_record, write_manifest
+from soundstage.data.manifest import MANIFEST_NAME, validate_record, write_jsonl, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -394,7 +394,7 @@ class _Builder:
             write_manifest(self.out_dir / MANIFEST_NAME, self.records)
         else:
             logger.error("%s: no clip survived validation; no manifest written", self.report.title)
-        _write_jsonl(self.out_dir / SKIPPED_NAME, self.skipped)
+        write_jsonl(self.out_dir / SKIPPED_NAME, self.skipped)
         if self.skipped:
             examples = "".join(f"\n  {r['where']}: {r['reason']} ({r['detail']})" for r in self.skipped[:5])
             logger.warning(
@@ -432,13 +432,6 @@ def write_corpus(
             builder.add(item)
     return builder.finish()
 
-
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def iter_jsonl(path: Path) -> Iterator[dict]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -110,13 +111,18 @@ def write_manifest(folder_or_file: str | Path, records: Iterable[dict[str, Any]]
     path = Path(folder_or_file)
     if path.is_dir() or not path.suffix:
         path = path / MANIFEST_NAME
+    write_jsonl(path, records)
+    return path
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write one JSON object per line through a ``.part`` file, so a killed writer leaves the old file intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     with tmp.open("w") as handle:
-        for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
-    return path
 
 
 def append_record(path: str | Path, record: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ..common.audio import AudioError, load_audio, save_audio
 from .captions import spatial_caption
-from .manifest import MANIFEST_NAME, SPLITS, ManifestError, validate_record, write_manifest
+from .manifest import MANIFEST_NAME, SPLITS, ManifestError, validate_record, write_jsonl, write_manifest
 from .rooms import SPLIT_SHARES, BankConfig, RirBank
 
 logger = logging.getLogger(__name__)
@@ -401,7 +401,7 @@ def assemble_dataset(in_dir: Path, out_dir: Path, write_stats: bool = True) -> i
         else:
             skipped.append(_skip_entry(source, result))
     skipped.sort(key=lambda entry: entry["line"])
-    _write_jsonl(out_dir / SKIPPED_NAME, skipped)
+    write_jsonl(out_dir / SKIPPED_NAME, skipped)
     if records:
         write_manifest(out_dir, records)
         if write_stats:
@@ -412,14 +412,6 @@ def assemble_dataset(in_dir: Path, out_dir: Path, write_stats: bool = True) -> i
         leftover.unlink(missing_ok=True)
     return len(records)
 
-
-def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    with tmp.open("w") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def spatialize_corpus(
@@ -503,7 +495,7 @@ def spatialize_corpus(
             reasons[result["reason"]] += 1
     report.skip_reasons = dict(reasons)
     report.skipped = sum(reasons.values())
-    _write_jsonl(out_dir / "parts" / f"part-{shard:03d}-of-{num_shards:03d}.jsonl", part)
+    write_jsonl(out_dir / "parts" / f"part-{shard:03d}-of-{num_shards:03d}.jsonl", part)
 
     total = assemble_dataset(in_dir, out_dir, write_stats=write_stats)
     report.complete = total is not None

@@ -63,7 +63,7 @@ def embed_split(
     sample_rate = model.config.sample_rate
     limit = int(max_seconds * sample_rate)
     by_length: dict[int, list[int]] = defaultdict(list)
-    lengths = [min(int(round(r["num_frames"] * sample_rate / r["sample_rate"])), limit) for r in records]
+    lengths = [min(round(r["num_frames"] * sample_rate / r["sample_rate"]), limit) for r in records]
     for i, n in enumerate(lengths):
         by_length[n].append(i)
     out = torch.zeros(len(records), model.config.embed_dim)

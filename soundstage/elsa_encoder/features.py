@@ -111,4 +111,4 @@ def frames_for(num_samples: int, hop_length: int) -> int:
 
 
 def seconds_to_frames(seconds: float, config: ELSAConfig) -> int:
-    return max(config.min_frames, int(math.ceil(seconds * config.sample_rate / config.hop_length)))
+    return max(config.min_frames, math.ceil(seconds * config.sample_rate / config.hop_length))

@@ -9,6 +9,7 @@ followed by a 2-layer MLP. Regression heads read direction, distance, floor area
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -83,7 +84,7 @@ class CNNEncoder(nn.Module):
     def __init__(self, in_channels: int, channels: tuple[int, ...]) -> None:
         super().__init__()
         widths = (in_channels,) + tuple(channels)
-        self.blocks = nn.ModuleList(ConvBlock(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.blocks = nn.ModuleList(ConvBlock(a, b) for a, b in itertools.pairwise(widths))
         self.out_dim = 2 * channels[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, M, N)

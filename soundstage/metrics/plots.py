@@ -25,7 +25,7 @@ def plot_direction_map(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    energy, azimuths, elevations = (np.asarray(a) for a in direction_energy_map(np.asarray(foa, dtype=np.float32)))
+    energy, azimuths, _elevations = (np.asarray(a) for a in direction_energy_map(np.asarray(foa, dtype=np.float32)))
     fig, ax = plt.subplots(figsize=(8, 3.8))
     image = ax.imshow(
         energy,

@@ -9,7 +9,7 @@ from soundstage.foa import broadband_doa, diffuseness, direction_vector
 from soundstage.foa._compat import as_tensor
 
 
-def great_circle_deg(azimuth_a, elevation_a, azimuth_b, elevation_b):  # noqa: ANN001, ANN201 - tensor or array
+def great_circle_deg(azimuth_a, elevation_a, azimuth_b, elevation_b):
     """Great-circle angle in degrees (in [0, 180]) between directions a and b given in degrees; broadcasts.
 
     Returns a numpy array (or float) for non-tensor inputs and a tensor when any input is a tensor.
@@ -32,7 +32,7 @@ def angle_between_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(torch.atan2(cross, dot)).float()
 
 
-def broadband_direction_error_deg(estimate, reference, n_fft: int = 512, hop_length: int = 256):  # noqa: ANN001, ANN201
+def broadband_direction_error_deg(estimate, reference, n_fft: int = 512, hop_length: int = 256):
     """Great-circle angle (degrees) between broadband active-intensity directions of two ``(..., 4, T)`` FOA signals."""
     az_e, el_e = broadband_doa(as_tensor(estimate), n_fft, hop_length)
     az_r, el_r = broadband_doa(as_tensor(reference), n_fft, hop_length)
@@ -40,15 +40,15 @@ def broadband_direction_error_deg(estimate, reference, n_fft: int = 512, hop_len
     return out if isinstance(estimate, torch.Tensor) else np.asarray(out)
 
 
-def diffuseness_error(estimate, reference, n_fft: int = 512, hop_length: int = 256):  # noqa: ANN001, ANN201
+def diffuseness_error(estimate, reference, n_fft: int = 512, hop_length: int = 256):
     """Absolute difference of broadband diffuseness (in [0, 1]) of two ``(..., 4, T)`` FOA signals."""
     out = (diffuseness(as_tensor(estimate), n_fft, hop_length) - diffuseness(as_tensor(reference), n_fft, hop_length)).abs()
     return out if isinstance(estimate, torch.Tensor) else out.numpy()
 
 
 def localization_summary(
-    predicted_azimuth, predicted_elevation, true_azimuth, true_elevation,  # noqa: ANN001 - tensor or array (degrees)
-    predicted_distance=None, true_distance=None,  # noqa: ANN001 - tensor or array (metres)
+    predicted_azimuth, predicted_elevation, true_azimuth, true_elevation,
+    predicted_distance=None, true_distance=None,
 ) -> dict[str, float]:
     """Mean and median great-circle error (degrees) of predicted directions, and of the absolute distance error
     (metres) when distances are given, as plain floats (e.g. for ELSA's regression heads)."""

@@ -242,8 +242,8 @@ class ELSAFeatureDataset(Dataset):
         semantic_caption_index: np.ndarray,
     ) -> None:
         self.features, self.data, self.seed = features, data, seed
-        self.crop_frames = max(model_config.min_frames, int(round(data.crop_seconds * model_config.sample_rate
-                                                                  / model_config.hop_length)))
+        self.crop_frames = max(model_config.min_frames, round(data.crop_seconds * model_config.sample_rate
+                                                              / model_config.hop_length))
         self.text_features = None if text_features is None else torch.from_numpy(text_features)
         self.texts = texts
         self.spatial_caption_index = spatial_caption_index  # (N, turns, variants)

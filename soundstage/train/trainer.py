@@ -22,9 +22,10 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -266,7 +267,7 @@ def _validate(task: TrainTask, model: nn.Module, step: int, writer: Any | None) 
 def _tensorboard_writer(accelerator: Any) -> Any | None:
     try:
         return accelerator.get_tracker("tensorboard", unwrap=True)
-    except Exception:  # no tracker on non-main processes
+    except Exception:  # noqa: BLE001 -- accelerate raises various types when there is no tracker (non-main processes)
         return None
 
 

@@ -14,9 +14,10 @@ import torch
 from safetensors.torch import load_file
 
 from soundstage.codec import CODEC_PRESETS, CodecInputError, FOACodec, FOACodecConfig, measure_latent_scale
-from soundstage.codec.losses import CodecLoss, band_energy_loss, broadband_direction_loss, kl_loss, spatial_loss
+from soundstage.codec.losses import CodecLoss, band_energy_loss, intensity_vector_loss, kl_loss, spatial_loss
 from soundstage.codec.stft_autoencoder import istft_same, stft_same
 from soundstage.common.pretrained import FormatError
+from soundstage.data.manifest import read_manifest
 from soundstage.foa import encode_mono, rotate_foa
 from soundstage.train.codec_task import CODEC_TRAIN_DEFAULTS, make_codec_task
 from soundstage.train.trainer import TrainConfig, latest_checkpoint, run_training
@@ -92,6 +93,21 @@ def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
         assert torch.equal(loaded.decode(latent, 777), audio)
 
 
+def test_init_from_pretrained_copies_weights_and_refuses_another_architecture(tmp_path: Path) -> None:
+    trained = tiny_codec(seed=1)
+    trained.set_latent_scale(0.5)
+    trained.save_pretrained(tmp_path / "trained")
+    fresh = tiny_codec(seed=2)
+    fresh.init_from_pretrained(tmp_path / "trained")
+    foa = 0.1 * torch.randn(1, 4, 600)
+    with torch.no_grad():
+        assert torch.equal(fresh.encode(foa), trained.encode(foa))
+    assert fresh.config.latent_scale == pytest.approx(0.5)
+    wider = FOACodec(dataclasses.replace(CODEC_PRESETS["tiny"], dim=CODEC_PRESETS["tiny"].dim * 2))
+    with pytest.raises(FormatError, match="different config.*dim"):
+        wider.init_from_pretrained(tmp_path / "trained")
+
+
 def test_encode_mean_is_deterministic_and_sampling_is_seeded() -> None:
     codec = tiny_codec()
     foa = 0.1 * torch.randn(2, 4, 1000)
@@ -145,8 +161,10 @@ def test_spatial_loss_is_zero_for_identical_input_and_grows_with_rotation() -> N
     assert float(spatial_loss(foa, foa)) == pytest.approx(0.0, abs=1e-5)
     losses = [float(spatial_loss(rotate_foa(foa, yaw_deg=yaw), foa)) for yaw in (10.0, 45.0, 90.0, 180.0)]
     assert losses[0] > 1e-3 and all(a < b for a, b in itertools.pairwise(losses))
-    assert float(broadband_direction_loss(foa, foa)) == pytest.approx(0.0, abs=1e-5)
-    assert float(broadband_direction_loss(rotate_foa(foa, yaw_deg=90.0), foa)) == pytest.approx(1.0, abs=0.05)
+    # intensity vectors: |I_a - I_b| of equal-length vectors 90 and 180 degrees apart are sqrt(2) and 2 times |I|
+    assert float(intensity_vector_loss(foa, foa)) == pytest.approx(0.0, abs=1e-6)
+    quarter, half = (float(intensity_vector_loss(rotate_foa(foa, yaw_deg=y), foa)) for y in (90.0, 180.0))
+    assert 0.5 < half <= 2.0 and half / quarter == pytest.approx(math.sqrt(2.0), rel=0.02)
     # loudness alone does not change the sound field
     assert float(spatial_loss(0.5 * foa, foa)) < 1e-3
 
@@ -155,6 +173,8 @@ def test_band_energy_loss_measures_level_in_log10_units() -> None:
     foa = 0.1 * torch.randn(2, 4, 8000)
     assert float(band_energy_loss(foa, foa)) == 0.0
     assert float(band_energy_loss(0.5 * foa, foa)) == pytest.approx(math.log10(4.0), abs=1e-4)  # -6 dB everywhere
+    long_term = band_energy_loss(0.5 * foa, foa, region_frames=None)
+    assert float(long_term) == pytest.approx(math.log10(4.0), abs=1e-4)
 
 
 def test_codec_loss_terms_are_finite_and_kl_is_zero_at_the_prior() -> None:
@@ -162,7 +182,8 @@ def test_codec_loss_terms_are_finite_and_kl_is_zero_at_the_prior() -> None:
     foa = torch.from_numpy(synthetic_foa(np.random.default_rng(1), 0.5, 8000, 45.0, 0.0))[None]
     recon, mean, std = codec(foa)
     loss, logs = CodecLoss()(recon, foa, mean, std)
-    assert torch.isfinite(loss) and set(logs) >= {"loss_stft", "loss_spatial_direction", "loss_kl"}
+    assert torch.isfinite(loss) and set(logs) >= {"loss_stft", "loss_spatial_direction", "loss_intensity_vector",
+                                                  "loss_long_term_band", "loss_kl"}
     assert float(kl_loss(torch.zeros(1, 4, 3), torch.ones(1, 4, 3))) == pytest.approx(0.0)
 
 
@@ -236,3 +257,39 @@ def test_adversarial_flag_adds_discriminator_terms(tiny_data: Path, tmp_path: Pa
     loss, logs = task.training_step(task.model, batch, 0)
     assert torch.isfinite(loss) and {"loss_disc", "loss_adv", "loss_feature_matching"} <= set(logs)
     assert make_codec_task("tiny", tiny_data, _config(tmp_path, 1)).discriminator is None  # off by default
+
+
+class _RotatingCodec:
+    """Stands in for a codec whose reconstruction is the input turned 30 degrees to the left (W unchanged)."""
+
+    sample_rate = 8000
+
+    def encode(self, foa: torch.Tensor) -> torch.Tensor:
+        return foa
+
+    def decode(self, latent: torch.Tensor, length: int) -> torch.Tensor:
+        return rotate_foa(latent, yaw_deg=30.0)[..., :length]
+
+
+def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examples(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from soundstage.codec import evaluate as codec_evaluate
+
+    monkeypatch.setattr(codec_evaluate.FOACodec, "from_pretrained", lambda *a, **k: _RotatingCodec())
+    out = tmp_path / "eval" / "test.json"
+    result = codec_evaluate.evaluate_codec("fake", tiny_data, split="test", out_json=out, examples=1)
+    s = result["summary"]
+    assert result["clips_evaluated"] == 2
+    # a 30-degree yaw moves a source at elevation e by the great-circle angle 2 asin(cos(e) sin(15 deg))
+    elevations = {r["path"]: r["elevation_deg"] for r in read_manifest(tiny_data)}
+    for clip in result["clips"]:
+        expected = math.degrees(2 * math.asin(math.cos(math.radians(elevations[clip["path"]])) * math.sin(math.radians(15))))
+        assert clip["angle_error_deg"] == pytest.approx(expected, abs=1.0)
+    assert s["w_band_error_db_median"] == pytest.approx(0.0, abs=1e-3) and s["si_sdr_db_W_median"] > 60.0
+    assert result["targets"]["angle_error_deg_median"]["met"] is False
+    saved = json.loads(out.read_text())
+    assert saved["summary"] == pytest.approx(s) and len(saved["clips"]) == 2
+    assert out.with_suffix(".png").stat().st_size > 0
+    examples = sorted((tmp_path / "eval" / "test_examples").glob("*.wav"))
+    assert [p.name.split("_")[-1] for p in examples] == ["input.wav", "reconstruction.wav"]

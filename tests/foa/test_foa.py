@@ -61,7 +61,7 @@ def test_encode_then_doa_round_trip_over_the_sphere() -> None:
 
 
 def test_doa_wraps_azimuth_at_the_back() -> None:
-    az, el = broadband_doa(encode_mono(_noise(), -179.5, 0.0))
+    az, _el = broadband_doa(encode_mono(_noise(), -179.5, 0.0))
     assert -180.0 <= float(az) < 180.0 and abs(float(az) + 179.5) < 0.1
 
 
