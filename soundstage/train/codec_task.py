@@ -134,8 +134,7 @@ class CodecTask:
         recon, mean, std = model(batch)
         loss, logs = self.loss(recon, batch, mean, std)
         if self.discriminator is not None and self.disc_optimizer is not None:
-            # The adversary trains inside the step with its own optimiser; its state is not part of the loop's
-            # checkpoint, so adversarial runs resume with a fresh discriminator (documented limitation).
+            # the adversary trains inside the step with its own optimiser; both are in every checkpoint (extra_state)
             d_loss = discriminator_loss(self.discriminator, recon, batch)
             self.disc_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -145,6 +144,10 @@ class CodecTask:
             loss = loss + c.adversarial_weight * adv + c.feature_matching_weight * fm
             logs.update(loss_disc=d_loss.item(), loss_adv=adv.item(), loss_feature_matching=fm.item())
         return loss, logs
+
+    def extra_state(self) -> list[Any]:
+        """The adversary and its optimiser, checkpointed with the model so an adversarial run resumes exactly."""
+        return [] if self.discriminator is None else [self.discriminator, self.disc_optimizer]
 
     def validate(self, model: nn.Module, step: int, writer: Any | None) -> dict[str, float]:
         from soundstage.codec.losses import spatial_loss

@@ -90,6 +90,13 @@ class TrainTask(Protocol):
         ...
 
 
+def extra_checkpoint_state(task: TrainTask) -> list[Any]:
+    """Objects with ``state_dict``/``load_state_dict`` that a task trains besides its model (e.g. an adversary and its
+    optimiser), from its optional ``extra_state()`` method; they are saved in and restored from every checkpoint."""
+    extra = getattr(task, "extra_state", None)
+    return list(extra()) if callable(extra) else []
+
+
 class StreamSampler(Sampler[int]):
     """Endless, resumable stream of dataset indices (see the module docstring)."""
 
@@ -176,7 +183,7 @@ def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> 
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     ema.to(accelerator.device)
     state = LoopState()
-    accelerator.register_for_checkpointing(ema, state)
+    accelerator.register_for_checkpointing(ema, state, *extra_checkpoint_state(task))
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
         logger.info("resumed from %s (step %d)", checkpoint, state.step)

@@ -19,7 +19,7 @@ from soundstage.codec.stft_autoencoder import istft_same, stft_same
 from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest
 from soundstage.foa import encode_mono, rotate_foa
-from soundstage.train.codec_task import CODEC_TRAIN_DEFAULTS, make_codec_task
+from soundstage.train.codec_task import CODEC_TRAIN_DEFAULTS, CodecTask, make_codec_task
 from soundstage.train.trainer import TrainConfig, latest_checkpoint, run_training
 
 from .synthetic import make_dataset, synthetic_foa
@@ -213,7 +213,7 @@ class CrashingTask:
     def __init__(self, task, crash_at_step: int) -> None:
         self.task, self.crash_at_step = task, crash_at_step
         self.name, self.model, self.train_dataset = task.name, task.model, task.train_dataset
-        self.collate, self.validate = task.collate, task.validate
+        self.collate, self.validate, self.extra_state = task.collate, task.validate, task.extra_state
 
     def training_step(self, model, batch, step):
         if step == self.crash_at_step:
@@ -221,14 +221,20 @@ class CrashingTask:
         return self.task.training_step(model, batch, step)
 
 
-def test_resume_after_interruption_gives_identical_weights(tiny_data: Path, tmp_path: Path) -> None:
-    straight = run_training(make_codec_task("tiny", tiny_data, _config(tmp_path / "a", 4)), _config(tmp_path / "a", 4))
+@pytest.mark.parametrize("adversarial", [False, True], ids=["plain", "adversarial"])
+def test_resume_after_interruption_gives_identical_weights(tiny_data: Path, tmp_path: Path, adversarial: bool) -> None:
+    from soundstage.codec.losses import CodecLossConfig
+
+    def task(config: TrainConfig) -> CodecTask:
+        return make_codec_task("tiny", tiny_data, config, CodecLossConfig(adversarial=adversarial))
+
+    straight = run_training(task(_config(tmp_path / "a", 4)), _config(tmp_path / "a", 4))
     with pytest.raises(KeyboardInterrupt):
         config = _config(tmp_path / "b", 4)
-        run_training(CrashingTask(make_codec_task("tiny", tiny_data, config), 2), config)
+        run_training(CrashingTask(task(config), 2), config)
     assert latest_checkpoint(tmp_path / "b").name == "step_2"
     config = _config(tmp_path / "b", 4)
-    resumed = run_training(make_codec_task("tiny", tiny_data, config), config, resume=True)
+    resumed = run_training(task(config), config, resume=True)
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys()
     for key in a:
