@@ -3,8 +3,8 @@
 Total loss (weights in :class:`CodecLossConfig`)::
 
     stft_weight * mean_c MRSTFT(channel c) + band_energy_weight * band energy + long_term_band_weight * long-term
-        band energy + spatial_weight * spatial + intensity_weight * intensity vector + kl_weight * KL
-        [+ adversarial terms]
+        band energy + spatial_weight * (direction + diffuseness) + intensity_weight * intensity vector
+        + broadband_weight * broadband + kl_weight * KL  [+ adversarial terms]
 
 - **MRSTFT** is ``auraloss.freq.MultiResolutionSTFTLoss`` (spectral convergence + log magnitude), applied to each
   AmbiX channel on its own so that the quiet Z channel counts as much as W.
@@ -18,13 +18,12 @@ Total loss (weights in :class:`CodecLossConfig`)::
   Per region it is still an L1 of logs (a median); the **long-term** variant compares the whole crop's band levels,
   which pins the mean level: OLA of frames whose phases do not cohere keeps only 1 / sum(w^2) = 2/3 of their power
   (Hann, 75 % overlap), the -1.7 dB that a region-wise loss left in the small codec.
-- **Spatial**: the magnitude losses above do not see the sign of X/Y/Z relative to W, which is where direction lives.
-  :func:`spatial_loss` compares, per coarse time-frequency region, the direction of the active intensity (1 - cosine)
-  and the diffuseness (L1) of input and reconstruction, weighted by the input's (compressed) energy.
-- **Intensity vector**: ``sum_regions |I_pred - I_target| / sum_regions E_target``, an upper bound of the error of the
-  broadband (energy-weighted, whole-crop) intensity vector, which is what the angle error is measured on. Unlike the
-  direction term it does not discount diffuse regions: in a reverberant room the late tail holds most of the energy
-  and its small net intensity moves the broadband direction.
+- **Spatial** (:func:`spatial_terms`): the magnitude losses above do not see the sign of X/Y/Z relative to W, which
+  is where direction lives. Per coarse time-frequency region: the direction of the active intensity (1 - cosine) and
+  the diffuseness (L1), weighted by the input's (compressed) energy; the **intensity vector** error, which unlike the
+  direction term does not discount diffuse regions (in a reverberant room the late field holds most of the energy,
+  and its small net intensity moves the broadband direction); and the **broadband** error of the whole-crop
+  intensity vector, the quantity the evaluation's angle error is measured on.
 """
 
 from __future__ import annotations
@@ -47,8 +46,8 @@ class CodecLossConfig:
     band_energy_n_fft: int = 1024
     band_energy_bands: int = 32  # log-spaced over 23 Hz - 12 kHz at 24 kHz: ~1/3 octave
     long_term_band_weight: float = 1.0  # the same |log10 ratio| on whole-crop band energies
-    intensity_weight: float = 1.0  # bounded by 2; a 1 - cos of whole-crop intensities alone (tried before this
-    # term) left the valid-split angle error where it was (median 6.3 vs 6.0 deg after a 1,400-step fine-tune)
+    intensity_weight: float = 1.0  # region-wise intensity vector error, bounded by 2
+    broadband_weight: float = 0.0  # whole-crop intensity vector error, relative to its length (see spatial_terms)
     spatial_weight: float = 1.0  # 1 - cosine lies in [0, 2] and diffuseness error in [0, 1]: same order as MRSTFT
     spatial_n_fft: int = 512
     spatial_bands: int = 16  # log-spaced frequency regions
@@ -133,16 +132,21 @@ def band_energy_loss(
     return (torch.log10(energy[0] + floor) - torch.log10(energy[1] + floor)).abs().mean()
 
 
-def spatial_loss(
-    pred: torch.Tensor, target: torch.Tensor, n_fft: int = 512, num_bands: int = 16, region_frames: int = 8,
-    return_parts: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Spatial mismatch of two ``(B, 4, T)`` AmbiX signals, 0 when they agree.
+def spatial_terms(
+    pred: torch.Tensor, target: torch.Tensor, n_fft: int = 512, num_bands: int = 16, region_frames: int = 8
+) -> dict[str, torch.Tensor]:
+    """Spatial mismatch of two ``(B, 4, T)`` AmbiX signals, each term 0 when they agree.
 
-    Per TF region: direction error ``1 - cos(I_pred, I_target)`` of the active intensity, weighted by the target's
-    directional energy ``sqrt(E) * (1 - psi)``; diffuseness error ``|psi_pred - psi_target|`` with
-    ``psi = 1 - |I| / E``, weighted by ``sqrt(E)``. The square root compresses loudness so that quiet but audible
-    regions still count. Returns direction + diffuseness (and each part when ``return_parts``).
+    From the active intensity ``I`` and energy density ``E`` summed over TF regions (:func:`region_intensity`):
+
+    - ``direction``: ``1 - cos(I_pred, I_target)`` per region, weighted by the target's directional energy
+      ``sqrt(E) * (1 - psi)``; ``diffuseness``: ``|psi_pred - psi_target|`` with ``psi = 1 - |I| / E``, weighted by
+      ``sqrt(E)``. The square root compresses loudness so that quiet but audible regions still count.
+    - ``intensity_vector``: ``sum |I_pred - I_target| / sum E_target`` per item, which by the triangle inequality
+      bounds the error of the broadband (whole-crop) intensity relative to the energy; at most 2.
+    - ``broadband``: ``|sum I_pred - sum I_target| / (|sum I_target| + 0.1 sum E_target)`` per item: the error of the
+      whole-crop intensity vector, relative to its length (about the angle error in radians), with a floor for
+      diffuse crops whose net intensity is a small residue.
     """
     active_p, energy_p = region_intensity(pred, n_fft, num_bands, region_frames)
     active_t, energy_t = region_intensity(target, n_fft, num_bands, region_frames)
@@ -153,24 +157,21 @@ def spatial_loss(
     psi_p = (1.0 - norm_p / (energy_p + floor)).clamp(0.0, 1.0)
     loudness = (energy_t + floor).sqrt() - floor.sqrt()
     w_dir = loudness * (1.0 - psi_t)
-    direction = ((1.0 - cosine) * w_dir).sum() / w_dir.sum().clamp_min(1e-12)
-    diffuse = ((psi_p - psi_t).abs() * loudness).sum() / loudness.sum().clamp_min(1e-12)
-    total = direction + diffuse
-    return (total, direction, diffuse) if return_parts else total
+    total_energy = energy_t.flatten(1).sum(1) + 1e-9  # (B,)
+    sum_p, sum_t = active_p.sum((-1, -2)), active_t.sum((-1, -2))  # (B, 3)
+    return {
+        "direction": ((1.0 - cosine) * w_dir).sum() / w_dir.sum().clamp_min(1e-12),
+        "diffuseness": ((psi_p - psi_t).abs() * loudness).sum() / loudness.sum().clamp_min(1e-12),
+        "intensity_vector": ((active_p - active_t).norm(dim=1).flatten(1).sum(1) / total_energy).mean(),
+        "broadband": ((sum_p - sum_t).norm(dim=-1) / (sum_t.norm(dim=-1) + 0.1 * total_energy)).mean(),
+    }
 
 
-def intensity_vector_loss(
-    pred: torch.Tensor, target: torch.Tensor, n_fft: int = 512, num_bands: int = 16, region_frames: int = 8
-) -> torch.Tensor:
-    """Mean over items of ``sum |I_pred - I_target| / sum E_target`` over TF regions of ``(B, 4, T)`` AmbiX audio.
-
-    By the triangle inequality this bounds ``|sum I_pred - sum I_target| / sum E_target``, the error of the broadband
-    active intensity relative to the energy. 0 when the intensities agree everywhere; at most 2.
-    """
-    active_p, _ = region_intensity(pred, n_fft, num_bands, region_frames)
-    active_t, energy_t = region_intensity(target, n_fft, num_bands, region_frames)
-    error = (active_p - active_t).norm(dim=1).flatten(1).sum(1)  # (B,)
-    return (error / (energy_t.flatten(1).sum(1) + 1e-9)).mean()
+def spatial_loss(pred: torch.Tensor, target: torch.Tensor, n_fft: int = 512, num_bands: int = 16,
+                 region_frames: int = 8) -> torch.Tensor:
+    """Direction + diffuseness terms of :func:`spatial_terms` (the region-wise spatial loss)."""
+    terms = spatial_terms(pred, target, n_fft, num_bands, region_frames)
+    return terms["direction"] + terms["diffuseness"]
 
 
 class STFTDiscriminator(nn.Module):
@@ -249,16 +250,16 @@ class CodecLoss(nn.Module):
         self, pred: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, std: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:
         c = self.config
-        stft = self.stft(pred, target)
-        spatial, direction, diffuse = spatial_loss(pred, target, c.spatial_n_fft, c.spatial_bands,
-                                                   c.spatial_region_frames, return_parts=True)
-        kl = kl_loss(mean, std)
-        band = band_energy_loss(pred, target, c.band_energy_n_fft, c.band_energy_bands)
-        long_term = band_energy_loss(pred, target, c.band_energy_n_fft, c.band_energy_bands, region_frames=None)
-        intensity = intensity_vector_loss(pred, target, c.spatial_n_fft, c.spatial_bands, c.spatial_region_frames)
-        total = (c.stft_weight * stft + c.band_energy_weight * band + c.long_term_band_weight * long_term
-                 + c.spatial_weight * spatial + c.intensity_weight * intensity + c.kl_weight * kl)
-        logs = {"loss_stft": stft.item(), "loss_band_energy": band.item(), "loss_long_term_band": long_term.item(),
-                "loss_spatial_direction": direction.item(), "loss_spatial_diffuseness": diffuse.item(),
-                "loss_intensity_vector": intensity.item(), "loss_kl": kl.item()}
-        return total, logs
+        terms = {
+            "stft": self.stft(pred, target),
+            "band_energy": band_energy_loss(pred, target, c.band_energy_n_fft, c.band_energy_bands),
+            "long_term_band": band_energy_loss(pred, target, c.band_energy_n_fft, c.band_energy_bands,
+                                               region_frames=None),
+            **spatial_terms(pred, target, c.spatial_n_fft, c.spatial_bands, c.spatial_region_frames),
+            "kl": kl_loss(mean, std),
+        }
+        weights = {"stft": c.stft_weight, "band_energy": c.band_energy_weight, "long_term_band": c.long_term_band_weight,
+                   "direction": c.spatial_weight, "diffuseness": c.spatial_weight, "intensity_vector": c.intensity_weight,
+                   "broadband": c.broadband_weight, "kl": c.kl_weight}
+        total = sum(weights[name] * value for name, value in terms.items())
+        return total, {f"loss_{name}": value.item() for name, value in terms.items()}

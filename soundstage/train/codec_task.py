@@ -150,7 +150,7 @@ class CodecTask:
         return [] if self.discriminator is None else [self.discriminator, self.disc_optimizer]
 
     def validate(self, model: nn.Module, step: int, writer: Any | None) -> dict[str, float]:
-        from soundstage.codec.losses import spatial_loss
+        from soundstage.codec.losses import spatial_terms
         from soundstage.metrics.audio_metrics import mel_distance, si_sdr, third_octave_band_energy_error_db
         from soundstage.metrics.spatial_metrics import broadband_direction_error_deg, diffuseness_error
 
@@ -168,11 +168,10 @@ class CodecTask:
         self.model.set_latent_scale(scale)  # the live model too, so the EMA of the buffer stays put
         sr = codec.sample_rate
         band = third_octave_band_energy_error_db(recon[:, 0], target[:, 0], sr)
-        _spatial, direction, diffuse = spatial_loss(recon, target, return_parts=True)
+        spatial = spatial_terms(recon, target)
         metrics = {
             "stft_loss": float(self.loss.stft(recon, target)),
-            "spatial_loss_direction": float(direction),
-            "spatial_loss_diffuseness": float(diffuse),
+            **{f"spatial_loss_{name}": float(value) for name, value in spatial.items()},
             "angle_error_median_deg": float(broadband_direction_error_deg(recon, target).median()),
             "diffuseness_error": float(diffuseness_error(recon, target).mean()),
             "w_band_error_median_db": float(torch.nanmedian(band)),

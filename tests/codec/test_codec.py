@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from soundstage.codec import CODEC_PRESETS, CodecInputError, FOACodec, FOACodecConfig, measure_latent_scale
-from soundstage.codec.losses import CodecLoss, band_energy_loss, intensity_vector_loss, kl_loss, spatial_loss
+from soundstage.codec.losses import CodecLoss, band_energy_loss, kl_loss, spatial_loss, spatial_terms
 from soundstage.codec.stft_autoencoder import istft_same, stft_same
 from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest
@@ -162,9 +162,11 @@ def test_spatial_loss_is_zero_for_identical_input_and_grows_with_rotation() -> N
     losses = [float(spatial_loss(rotate_foa(foa, yaw_deg=yaw), foa)) for yaw in (10.0, 45.0, 90.0, 180.0)]
     assert losses[0] > 1e-3 and all(a < b for a, b in itertools.pairwise(losses))
     # intensity vectors: |I_a - I_b| of equal-length vectors 90 and 180 degrees apart are sqrt(2) and 2 times |I|
-    assert float(intensity_vector_loss(foa, foa)) == pytest.approx(0.0, abs=1e-6)
-    quarter, half = (float(intensity_vector_loss(rotate_foa(foa, yaw_deg=y), foa)) for y in (90.0, 180.0))
-    assert 0.5 < half <= 2.0 and half / quarter == pytest.approx(math.sqrt(2.0), rel=0.02)
+    same, quarter, half = (spatial_terms(rotate_foa(foa, yaw_deg=y), foa) for y in (0.0, 90.0, 180.0))
+    for name in ("intensity_vector", "broadband"):
+        assert float(same[name]) == pytest.approx(0.0, abs=1e-5)
+        assert float(half[name]) / float(quarter[name]) == pytest.approx(math.sqrt(2.0), rel=0.02)
+    assert 0.5 < float(half["intensity_vector"]) <= 2.0
     # loudness alone does not change the sound field
     assert float(spatial_loss(0.5 * foa, foa)) < 1e-3
 
@@ -182,8 +184,9 @@ def test_codec_loss_terms_are_finite_and_kl_is_zero_at_the_prior() -> None:
     foa = torch.from_numpy(synthetic_foa(np.random.default_rng(1), 0.5, 8000, 45.0, 0.0))[None]
     recon, mean, std = codec(foa)
     loss, logs = CodecLoss()(recon, foa, mean, std)
-    assert torch.isfinite(loss) and set(logs) >= {"loss_stft", "loss_spatial_direction", "loss_intensity_vector",
-                                                  "loss_long_term_band", "loss_kl"}
+    assert torch.isfinite(loss) and set(logs) == {"loss_stft", "loss_band_energy", "loss_long_term_band",
+                                                  "loss_direction", "loss_diffuseness", "loss_intensity_vector",
+                                                  "loss_broadband", "loss_kl"}
     assert float(kl_loss(torch.zeros(1, 4, 3), torch.ones(1, 4, 3))) == pytest.approx(0.0)
 
 
@@ -204,7 +207,7 @@ def test_two_step_training_smoke_test_exports_a_loadable_codec(tiny_data: Path, 
     codec = FOACodec.from_pretrained(exported)
     assert codec.latent_scale.item() != 1.0  # measured at the final validation, before export
     log = (tmp_path / "run" / "train_log.jsonl").read_text()
-    assert "angle_error_median_deg" in log and "loss_spatial_direction" in log
+    assert "angle_error_median_deg" in log and "loss_direction" in log and "spatial_loss_broadband" in log
 
 
 class CrashingTask:
