@@ -313,7 +313,7 @@ def read_train_log(log_file: Path) -> tuple[list[dict[str, Any]], list[dict[str,
 
 
 def plot_training_curve(log_file: Path, png: Path) -> None:
-    """Plot the training loss (and validation metrics) against steps."""
+    """Plot the training loss and each validation metric (a panel each, so their scales do not mix) against steps."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -322,19 +322,25 @@ def plot_training_curve(log_file: Path, png: Path) -> None:
     train, valid = read_train_log(log_file)
     if not train:
         return
-    fig, axes = plt.subplots(1, 2 if valid else 1, figsize=(11 if valid else 6, 4), squeeze=False)
-    steps = [r["step"] for r in train]
-    axes[0, 0].plot(steps, [r["loss"] for r in train], label="loss")
-    axes[0, 0].set(xlabel="step", ylabel="training loss", title="training loss")
+    series = {}
+    for key in sorted({k for r in valid for k in r if k != "step"}):
+        points = [(r["step"], r[key]) for r in valid if key in r and math.isfinite(r[key])]
+        if points:
+            series[key] = points
+    columns = min(4, 1 + len(series))
+    rows = math.ceil((1 + len(series)) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 2.8 * rows), squeeze=False)
+    loss_ax = axes[0, 0]
+    loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=0.8)
+    loss_ax.set(xlabel="step", title="training loss")
     if all(r["loss"] > 0 for r in train):
-        axes[0, 0].set_yscale("log")
-    if valid:
-        for key in sorted({k for r in valid for k in r if k != "step"}):
-            points = [(r["step"], r[key]) for r in valid if key in r and math.isfinite(r[key])]
-            if points:
-                axes[0, 1].plot(*zip(*points), marker="o", label=key)
-        axes[0, 1].set(xlabel="step", title="validation")
-        axes[0, 1].legend(fontsize=7)
+        loss_ax.set_yscale("log")
+    for ax, (key, points) in zip(axes.flat[1:], series.items()):
+        ax.plot(*zip(*points), marker="o", ms=3)
+        ax.set(xlabel="step", title=f"valid: {key}")
+        ax.title.set_fontsize(9)
+    for ax in axes.flat[1 + len(series):]:
+        ax.axis("off")
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
