@@ -69,7 +69,14 @@ def _train(args: argparse.Namespace) -> None:
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
     config = TrainConfig(out_dir=args.out, **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
-    task = make_task(args.preset, args.data, config)
+    if args.loss:
+        if args.component != "codec":
+            raise SystemExit("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
+        from soundstage.codec.losses import parse_loss_overrides
+
+        task = make_task(args.preset, args.data, config, loss_config=parse_loss_overrides(args.loss))
+    else:
+        task = make_task(args.preset, args.data, config)
     if args.init_from is not None:
         task.model.init_from_pretrained(args.init_from)
     exported = run_training(task, config, resume=args.resume)
@@ -155,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     train.add_argument("--init-from", default=None, metavar="MODEL",
                        help="fine-tune: start from this model folder or bundled name (same preset), not from scratch")
+    train.add_argument("--loss", action="append", default=[], metavar="NAME=VALUE",
+                       help="codec only: override a CodecLossConfig field, e.g. --loss broadband_weight=5 (repeatable)")
     train.set_defaults(handler=_train)
 
     ev = commands.add_parser("evaluate", help="evaluate a component: prints a table, writes JSON (+ plots)")

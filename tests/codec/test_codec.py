@@ -14,7 +14,14 @@ import torch
 from safetensors.torch import load_file
 
 from soundstage.codec import CODEC_PRESETS, CodecInputError, FOACodec, FOACodecConfig, measure_latent_scale
-from soundstage.codec.losses import CodecLoss, band_energy_loss, kl_loss, spatial_loss, spatial_terms
+from soundstage.codec.losses import (
+    CodecLoss,
+    band_energy_loss,
+    kl_loss,
+    parse_loss_overrides,
+    spatial_loss,
+    spatial_terms,
+)
 from soundstage.codec.stft_autoencoder import istft_same, stft_same
 from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest
@@ -188,6 +195,37 @@ def test_codec_loss_terms_are_finite_and_kl_is_zero_at_the_prior() -> None:
                                                   "loss_direction", "loss_diffuseness", "loss_intensity_vector",
                                                   "loss_broadband", "loss_kl"}
     assert float(kl_loss(torch.zeros(1, 4, 3), torch.ones(1, 4, 3))) == pytest.approx(0.0)
+
+
+def test_loss_overrides_set_typed_fields_and_name_what_is_settable() -> None:
+    config = parse_loss_overrides(["broadband_weight=5", "adversarial=true", "spatial_bands=8"])
+    assert (config.broadband_weight, config.adversarial, config.spatial_bands) == (5.0, True, 8)
+    assert config.stft_weight == 1.0  # untouched fields keep their defaults
+    with pytest.raises(ValueError, match="NAME one of .*broadband_weight"):
+        parse_loss_overrides(["brodband_weight=5"])
+    with pytest.raises(ValueError, match="NAME one of"):
+        parse_loss_overrides(["fft_sizes=512"])  # a tuple: not settable from the command line
+    with pytest.raises(ValueError, match="needs a float value, got 'high'"):
+        parse_loss_overrides(["kl_weight=high"])
+    with pytest.raises(ValueError, match="needs a bool value"):
+        parse_loss_overrides(["adversarial=maybe"])
+
+
+def test_train_cli_passes_loss_overrides_to_the_task(tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
+    from soundstage import cli
+    from soundstage.train import codec_task
+
+    seen = {}
+
+    def fake_make(preset, data, config, loss_config=None):
+        seen["loss"] = loss_config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(codec_task, "make_codec_task", fake_make)
+    with pytest.raises(SystemExit):
+        cli.main(["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
+                  "--loss", "broadband_weight=2.5"])
+    assert seen["loss"].broadband_weight == 2.5
 
 
 def _config(out: Path, steps: int) -> TrainConfig:
