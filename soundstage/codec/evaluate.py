@@ -10,6 +10,7 @@ Every clip is encoded (posterior mean) and decoded at full length, then compared
 | ``angle_error_deg`` | great-circle angle between broadband active-intensity directions (median and mean) |
 | ``diffuseness_error`` | absolute difference of broadband diffuseness |
 | ``w_band_error_db`` | W channel 1/3-octave band level error in dB, median over all (clip, band) pairs |
+| ``w_band_bias_db`` | the same error signed (reconstruction minus input), median: below 0 the codec is too quiet |
 
 Targets for the bundled ``small`` codec: angle error median <= 5 deg, W band error median <= 3 dB.
 
@@ -50,8 +51,8 @@ TARGETS = {"angle_error_deg_median": 5.0, "w_band_error_db_median": 3.0}  # uppe
 
 @torch.no_grad()
 def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], np.ndarray, torch.Tensor]:
-    """Metrics of one ``(4, T)`` clip, its W band errors ``(bands,)`` in dB (NaN for bands below the floor) and the
-    ``(4, T)`` reconstruction."""
+    """Metrics of one ``(4, T)`` clip, its signed W band level errors ``(bands,)`` in dB (reconstruction minus input;
+    NaN for bands below the floor) and the ``(4, T)`` reconstruction."""
     recon = codec.decode(codec.encode(foa[None]), length=foa.shape[-1])[0]
     sr = codec.sample_rate
     sdr = si_sdr(recon, foa)
@@ -60,8 +61,8 @@ def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], 
     metrics["mel_distance"] = float(mel_distance(recon, foa, sr).mean())
     metrics["angle_error_deg"] = float(broadband_direction_error_deg(recon, foa))
     metrics["diffuseness_error"] = float(diffuseness_error(recon, foa))
-    bands = third_octave_band_energy_error_db(recon[0], foa[0], sr).numpy()
-    metrics["w_band_error_db"] = float(np.nanmedian(bands)) if np.isfinite(bands).any() else math.nan
+    bands = third_octave_band_energy_error_db(recon[0], foa[0], sr, signed=True).numpy()
+    metrics["w_band_error_db"] = float(np.nanmedian(np.abs(bands))) if np.isfinite(bands).any() else math.nan
     return metrics, bands, recon
 
 
@@ -117,8 +118,9 @@ def evaluate_codec(
         median, mean = _nan_stats([c[key] for c in clips])
         summary[f"{key}_median"], summary[f"{key}_mean"] = median, mean
     pooled = np.concatenate([b[np.isfinite(b)] for b in all_bands])
-    summary["w_band_error_db_median"] = float(np.median(pooled)) if pooled.size else math.nan
-    summary["w_band_error_db_mean"] = float(np.mean(pooled)) if pooled.size else math.nan
+    summary["w_band_error_db_median"] = float(np.median(np.abs(pooled))) if pooled.size else math.nan
+    summary["w_band_error_db_mean"] = float(np.mean(np.abs(pooled))) if pooled.size else math.nan
+    summary["w_band_bias_db_median"] = float(np.median(pooled)) if pooled.size else math.nan  # < 0: too quiet
     targets = {k: {"target_max": v, "value": summary[k], "met": bool(summary[k] <= v)} for k, v in TARGETS.items()}
     result = {
         "model": str(model),
@@ -137,7 +139,7 @@ def evaluate_codec(
         out_json = Path(out_json)
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(result, indent=2) + "\n")
-        result["plot"] = str(plot_codec_evaluation(clips, np.stack(all_bands), codec.sample_rate,
+        result["plot"] = str(plot_codec_evaluation(clips, np.abs(np.stack(all_bands)), codec.sample_rate,
                                                    out_json.with_suffix(".png")))
     return result
 
@@ -179,6 +181,7 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [(f"codec {result['model']} on {result['split']} ({result['clips_evaluated']} clips, "
              f"{result['audio_seconds']:.1f} s of audio)")]
     lines += [f"{a:<{width}}  {b:>10}  {c:>10}" for a, b, c in rows]
+    lines.append(f"{'w_band_bias_db':<{width}}  {s['w_band_bias_db_median']:>10.3f}")
     for key, t in result["targets"].items():
         lines.append(f"target {key} <= {t['target_max']}: {t['value']:.3f} ({'met' if t['met'] else 'NOT met'})")
     return "\n".join(lines)

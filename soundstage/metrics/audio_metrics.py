@@ -128,8 +128,9 @@ def third_octave_band_energy_error_db(
     fmin: float = 50.0,
     fmax: float | None = None,
     floor_db: float = 60.0,
+    signed: bool = False,
 ) -> torch.Tensor:
-    """Absolute level difference in dB per 1/3-octave band, ``(..., bands)``.
+    """Absolute (``signed=True``: estimate minus reference) level difference in dB per 1/3-octave band, ``(..., bands)``.
 
     Bands where the reference is more than ``floor_db`` below its loudest band are NaN (their level is noise, not
     signal); aggregate with ``nanmedian``. Band centres: :func:`third_octave_centers`.
@@ -137,6 +138,7 @@ def third_octave_band_energy_error_db(
     e = third_octave_band_energy(as_tensor(estimate), sample_rate, fmin, fmax).double()
     r = third_octave_band_energy(as_tensor(reference), sample_rate, fmin, fmax).double()
     tiny = 1e-20
-    error = (10.0 * torch.log10((e + tiny) / (r + tiny))).abs()
+    error = 10.0 * torch.log10((e + tiny) / (r + tiny))
+    error = error if signed else error.abs()
     quiet = r < r.amax(-1, keepdim=True) * 10.0 ** (-floor_db / 10.0)
     return error.masked_fill(quiet | (r <= tiny), float("nan")).float()

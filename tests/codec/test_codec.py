@@ -307,7 +307,7 @@ def test_adversarial_flag_adds_discriminator_terms(tiny_data: Path, tmp_path: Pa
 
 
 class _RotatingCodec:
-    """Stands in for a codec whose reconstruction is the input turned 30 degrees to the left (W unchanged)."""
+    """Stands in for a codec whose reconstruction is the input turned 30 degrees to the left and 6 dB quieter."""
 
     sample_rate = 8000
 
@@ -315,7 +315,7 @@ class _RotatingCodec:
         return foa
 
     def decode(self, latent: torch.Tensor, length: int) -> torch.Tensor:
-        return rotate_foa(latent, yaw_deg=30.0)[..., :length]
+        return 0.5 * rotate_foa(latent, yaw_deg=30.0)[..., :length]
 
 
 def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examples(
@@ -333,7 +333,9 @@ def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examp
     for clip in result["clips"]:
         expected = math.degrees(2 * math.asin(math.cos(math.radians(elevations[clip["path"]])) * math.sin(math.radians(15))))
         assert clip["angle_error_deg"] == pytest.approx(expected, abs=1.0)
-    assert s["w_band_error_db_median"] == pytest.approx(0.0, abs=1e-3) and s["si_sdr_db_W_median"] > 60.0
+    assert s["w_band_error_db_median"] == pytest.approx(6.02, abs=1e-2)  # level errors are measured ...
+    assert s["w_band_bias_db_median"] == pytest.approx(-6.02, abs=1e-2)  # ... with their sign: too quiet
+    assert s["si_sdr_db_W_median"] > 60.0  # and SI-SDR ignores the gain
     assert result["targets"]["angle_error_deg_median"]["met"] is False
     saved = json.loads(out.read_text())
     assert saved["summary"] == pytest.approx(s) and len(saved["clips"]) == 2

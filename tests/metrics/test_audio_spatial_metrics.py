@@ -50,6 +50,8 @@ def test_third_octave_band_error() -> None:
     x = np.random.default_rng(2).standard_normal(48000).astype(np.float32)
     error = third_octave_band_energy_error_db(2.0 * x, x, 48000)
     np.testing.assert_allclose(error, 20 * math.log10(2.0), atol=1e-3)  # +6.02 dB in every band
+    signed = third_octave_band_energy_error_db(0.5 * x, x, 48000, signed=True)
+    np.testing.assert_allclose(signed, -20 * math.log10(2.0), atol=1e-3)  # too quiet: negative
     # a tone: bands far from it are empty (60 dB below the loudest): NaN, not errors
     t = np.arange(48000) / 48000
     tone = np.sin(2 * np.pi * 1000 * t).astype(np.float32)
