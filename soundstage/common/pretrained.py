@@ -72,6 +72,7 @@ class PretrainedMixin:
     format_version: ClassVar[int] = 1
     pretrained_subfolder: ClassVar[str]
     init_ignored_fields: ClassVar[tuple[str, ...]] = ()  # config fields init_from_pretrained may take over
+    init_overridable_fields: ClassVar[tuple[str, ...]] = ()  # may differ there too; this module's value is kept
     config: Any
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -131,10 +132,12 @@ class PretrainedMixin:
         """Copy the weights of a saved folder of the same architecture into this module (to fine-tune it).
 
         Config fields that describe the architecture must agree; those named in ``init_ignored_fields`` (values that
-        training measures, like a codec's latent scale) are taken from the folder.
+        training measures, like a codec's latent scale) are taken from the folder, and those in
+        ``init_overridable_fields`` (settings that leave the weights' shapes alone, like the codec's phase
+        parametrisation) keep this module's value.
         """
         source = type(self).from_pretrained(path)
-        ignored = self.init_ignored_fields
+        ignored = self.init_ignored_fields + self.init_overridable_fields
         ours, theirs = config_to_dict(self.config), config_to_dict(source.config)
         differ = sorted(k for k in ours if k not in ignored and ours[k] != theirs[k])
         if differ:
@@ -142,7 +145,7 @@ class PretrainedMixin:
                 f"{path} was built with a different config ({', '.join(f'{k}: {theirs[k]!r} vs {ours[k]!r}' for k in differ)}); "
                 "fine-tune it with the preset it was trained with"
             )
-        self.config = source.config
+        self.config = dataclasses.replace(source.config, **{k: getattr(self.config, k) for k in self.init_overridable_fields})
         self.load_state_dict(source.state_dict())  # type: ignore[attr-defined]
 
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

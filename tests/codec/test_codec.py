@@ -22,7 +22,7 @@ from soundstage.codec.losses import (
     spatial_loss,
     spatial_terms,
 )
-from soundstage.codec.stft_autoencoder import istft_same, stft_same
+from soundstage.codec.stft_autoencoder import bin_phase_advance, istft_same, stft_same
 from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest
 from soundstage.foa import encode_mono, rotate_foa
@@ -86,6 +86,29 @@ def test_stft_pair_reconstructs_exactly() -> None:
     torch.testing.assert_close(istft_same(spec[:, 0], 256, 128), x[:, 0], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("k", [40, 41, 42, 43])
+def test_phase_advance_makes_a_steady_head_output_overlap_add_coherently(k: int) -> None:
+    """A constant magnitude and phase in bin k: a steady tone with the advance, (partly) cancelled without it."""
+    n_fft, hop, frames, bins = 1024, 256, 64, 513
+
+    def energy_kept(advance: bool) -> float:
+        phase = torch.full((frames,), 0.3) + (bin_phase_advance(bins, frames, n_fft, hop)[k] if advance else 0.0)
+        spec = torch.zeros(1, bins, frames, dtype=torch.complex64)
+        spec[0, k] = torch.polar(torch.ones(frames), phase)
+        again = stft_same(istft_same(spec, n_fft, hop)[:, None], n_fft, hop)[:, 0, :, 8:-8]
+        return float(again.abs().square().sum() / spec[..., 8:-8].abs().square().sum())
+
+    # a single-bin spectrum is not a consistent STFT: even a coherent tone keeps 2/3 of it in the re-analysis
+    assert energy_kept(True) == pytest.approx(2 / 3, abs=0.01)
+    assert energy_kept(False) == pytest.approx({0: 2 / 3, 1: 1 / 6, 2: 0.0, 3: 1 / 6}[k % 4], abs=0.01)
+
+
+def test_phase_advance_is_exact_for_long_signals() -> None:
+    advance = bin_phase_advance(513, 200_000, 1024, 256)
+    assert float(advance.max()) < 2 * math.pi and float(advance[0].abs().max()) == 0.0
+    assert float(advance[3, 199_999]) == pytest.approx(((3 * 199_999 * 256) % 1024) * 2 * math.pi / 1024)
+
+
 def test_save_load_gives_identical_outputs(tmp_path: Path) -> None:
     codec = tiny_codec()
     codec.set_latent_scale(0.37)
@@ -110,6 +133,12 @@ def test_init_from_pretrained_copies_weights_and_refuses_another_architecture(tm
     with torch.no_grad():
         assert torch.equal(fresh.encode(foa), trained.encode(foa))
     assert fresh.config.latent_scale == pytest.approx(0.5)
+    # the phase parametrisation leaves the weights alone: fine-tuning across it keeps this model's setting
+    old_style = FOACodec(dataclasses.replace(CODEC_PRESETS["tiny"], phase_advance=False))
+    old_style.save_pretrained(tmp_path / "old_style")
+    fresh.init_from_pretrained(tmp_path / "old_style")
+    assert fresh.config.phase_advance is True and fresh.decoder.phase_advance is True
+    assert torch.equal(fresh.decoder.head.weight, old_style.decoder.head.weight)
     wider = FOACodec(dataclasses.replace(CODEC_PRESETS["tiny"], dim=CODEC_PRESETS["tiny"].dim * 2))
     with pytest.raises(FormatError, match="different config.*dim"):
         wider.init_from_pretrained(tmp_path / "trained")
