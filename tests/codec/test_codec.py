@@ -365,6 +365,10 @@ def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examp
     assert s["w_band_error_db_median"] == pytest.approx(6.02, abs=1e-2)  # level errors are measured ...
     assert s["w_band_bias_db_median"] == pytest.approx(-6.02, abs=1e-2)  # ... with their sign: too quiet
     assert s["si_sdr_db_W_median"] > 60.0  # and SI-SDR ignores the gain
+    assert list(result["steady_tones"]) == ["250_hz", "1000_hz"]  # 4 kHz is the Nyquist frequency at 8 kHz
+    for tone in result["steady_tones"].values():  # the steady tones at azimuth 60, elevation 0: turned by 30 deg
+        assert tone["level_error_db"] == pytest.approx(-6.02, abs=0.01)
+        assert tone["angle_error_deg"] == pytest.approx(30.0, abs=0.5)
     assert result["targets"]["angle_error_deg_median"]["met"] is False
     saved = json.loads(out.read_text())
     assert saved["summary"] == pytest.approx(s) and len(saved["clips"]) == 2
