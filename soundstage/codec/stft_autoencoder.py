@@ -26,6 +26,13 @@ stay quiet instead: its reconstructions of tonal clips (beeps, horns) lost 15 to
 3.8 dB of energy, which cost both the W band level and, since the quiet parts were the direct sound, the direction.
 With the advance added, the head predicts the phase *relative to a steady sinusoid at the bin's centre*, so a
 constant output overlap-adds coherently.
+
+**Steady upsampling** (``steady_upsampling=True``, with it). A stride-2 transposed convolution gives the even and
+the odd output frame different weights, so even a constant latent decodes into frames whose phase alternates (by
+~1.6 rad in the first small codec): a steady tone then half cancels and splatters into side bands. With the flag the
+upsampling uses the mean of its two taps for both frames (nearest-neighbour upsampling and a 1x1 convolution; the
+parameters keep their shape, so older weights load), and the frame-rate blocks after it, which are shift-invariant,
+make any within-pair detail.
 """
 
 from __future__ import annotations
@@ -109,6 +116,21 @@ class ConvNeXtBlock(nn.Module):
         return x + (self.gamma * y).transpose(1, 2)
 
 
+class SteadyUpsample(nn.ConvTranspose1d):
+    """Stride-2 upsampling ``(B, D, L)`` -> ``(B, D, 2 L)`` that repeats each frame, then mixes channels (1x1).
+
+    Stored as a ``ConvTranspose1d(D, D, 2, stride=2)`` whose two taps are averaged in the forward pass, so weights
+    of a transposed-convolution decoder load unchanged (see the module doc, "steady upsampling").
+    """
+
+    def __init__(self, dim: int):
+        super().__init__(dim, dim, 2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        weight = self.weight.mean(-1, keepdim=True).expand_as(self.weight)
+        return F.conv_transpose1d(x, weight, self.bias, stride=2)
+
+
 class ChannelNorm(nn.LayerNorm):
     """LayerNorm over the channel axis of ``(B, D, N)``."""
 
@@ -145,7 +167,8 @@ class STFTDecoder(nn.Module):
     """``(B, C, L)`` latent -> ``(B, 4, L * hop)`` audio through a W-relative complex spectrum head."""
 
     def __init__(self, n_fft: int, stft_hop: int, hop: int, dim: int, latent_channels: int, frame_blocks: int,
-                 latent_blocks: int, kernel_size: int, mlp_ratio: float, phase_advance: bool = False):
+                 latent_blocks: int, kernel_size: int, mlp_ratio: float, phase_advance: bool = False,
+                 steady_upsampling: bool = False):
         super().__init__()
         self.n_fft, self.stft_hop, self.phase_advance = n_fft, stft_hop, phase_advance
         self.bins = n_fft // 2 + 1
@@ -153,8 +176,10 @@ class STFTDecoder(nn.Module):
         self.embed_norm = ChannelNorm(dim)
         self.latent_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(latent_blocks)])
         stages = round(math.log2(hop // stft_hop))
-        self.up = nn.Sequential(*[nn.Sequential(ChannelNorm(dim), nn.ConvTranspose1d(dim, dim, 2, stride=2))
-                                  for _ in range(stages)])
+        self.up = nn.Sequential(*[
+            nn.Sequential(ChannelNorm(dim), SteadyUpsample(dim) if steady_upsampling else nn.ConvTranspose1d(dim, dim, 2, 2))
+            for _ in range(stages)
+        ])
         self.frame_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(frame_blocks)])
         self.out_norm = ChannelNorm(dim)
         self.head = nn.Conv1d(dim, NUM_OUTPUTS * self.bins, kernel_size=1)

@@ -22,7 +22,7 @@ from soundstage.codec.losses import (
     spatial_loss,
     spatial_terms,
 )
-from soundstage.codec.stft_autoencoder import bin_phase_advance, istft_same, stft_same
+from soundstage.codec.stft_autoencoder import SteadyUpsample, bin_phase_advance, istft_same, stft_same
 from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest
 from soundstage.foa import encode_mono, rotate_foa
@@ -101,6 +101,20 @@ def test_phase_advance_makes_a_steady_head_output_overlap_add_coherently(k: int)
     # a single-bin spectrum is not a consistent STFT: even a coherent tone keeps 2/3 of it in the re-analysis
     assert energy_kept(True) == pytest.approx(2 / 3, abs=0.01)
     assert energy_kept(False) == pytest.approx({0: 2 / 3, 1: 1 / 6, 2: 0.0, 3: 1 / 6}[k % 4], abs=0.01)
+
+
+def test_steady_upsampling_keeps_a_steady_latent_steady_and_loads_transposed_conv_weights() -> None:
+    torch.manual_seed(0)
+    transposed = torch.nn.ConvTranspose1d(6, 6, 2, stride=2)
+    steady = SteadyUpsample(6)
+    steady.load_state_dict(transposed.state_dict())
+    x = torch.randn(1, 6, 1).expand(1, 6, 10)  # the same frame ten times
+    out = steady(x)
+    assert out.shape == (1, 6, 20)
+    torch.testing.assert_close(out, out[..., :1].expand_as(out))  # every output frame alike
+    alternating = transposed(x)
+    assert not torch.allclose(alternating[..., 0], alternating[..., 1])  # what it replaces: even != odd frames
+    torch.testing.assert_close(out.mean(-1), alternating.mean(-1))  # the same mean (1x1 conv of the tap mean)
 
 
 def test_phase_advance_is_exact_for_long_signals() -> None:
