@@ -17,15 +17,16 @@ Direction lives in the inter-channel relations of FOA. Both ends of the network 
 The inverse STFT is an overlap-add with "same" padding (``n_fft - hop`` split over both ends), so ``N`` frames give
 exactly ``N * hop`` samples.
 
-**Phase advance** (``phase_advance=True``, the default of the presets since the second small codec). A convolutional
+**Phase advance** (``phase_advance=True``: on in the presets; the bundled small codec predates it). A convolutional
 decoder is (nearly) shift-invariant, and the encoder's features carry no absolute phase, so a steady sound gives the
 same head output in every frame. But a steady sinusoid at bin ``k``'s centre frequency has an STFT phase that
 advances by ``2 pi k stft_hop / n_fft`` per frame (``pi k / 2`` at 75 % overlap): with the head's phase taken as is,
-the overlapping frames of every bin with ``k mod 4 != 0`` interfere destructively. The first small codec learnt to
-stay quiet instead: its reconstructions of tonal clips (beeps, horns) lost 15 to 20 dB, and its median clip lost
-3.8 dB of energy, which cost both the W band level and, since the quiet parts were the direct sound, the direction.
+the overlapping frames of every bin with ``k mod 4 != 0`` interfere destructively (``k mod 4 = 2`` keeps nothing).
 With the advance added, the head predicts the phase *relative to a steady sinusoid at the bin's centre*, so a
-constant output overlap-adds coherently.
+constant output overlap-adds coherently. (The bundled small codec, trained without it, mutes steady tones: a 1-kHz
+tone comes back ~58 dB down, see ``soundstage.codec.evaluate.steady_tone_check``. The decoder fixes below are
+necessary for tones but not sufficient: a narrow model trained on tones alone with them still stays quiet, so the
+training objective is the other half of that problem.)
 
 **Steady upsampling** (``steady_upsampling=True``, with it). A stride-2 transposed convolution gives the even and
 the odd output frame different weights, so even a constant latent decodes into frames whose phase alternates (by
