@@ -24,9 +24,8 @@ advances by ``2 pi k stft_hop / n_fft`` per frame (``pi k / 2`` at 75 % overlap)
 the overlapping frames of every bin with ``k mod 4 != 0`` interfere destructively (``k mod 4 = 2`` keeps nothing).
 With the advance added, the head predicts the phase *relative to a steady sinusoid at the bin's centre*, so a
 constant output overlap-adds coherently. (The bundled small codec, trained without it, mutes steady tones: a 1-kHz
-tone comes back ~58 dB down, see ``soundstage.codec.evaluate.steady_tone_check``. The decoder fixes below are
-necessary for tones but not sufficient: a narrow model trained on tones alone with them still stays quiet, so the
-training objective is the other half of that problem.)
+tone comes back ~58 dB down, see ``soundstage.codec.evaluate.steady_tone_check``. Fine-tuning it into the decoder
+fixes here did not bring the tones back within 2,500 steps: they are necessary for tones, not shown sufficient.)
 
 **Steady upsampling** (``steady_upsampling=True``, with it). A stride-2 transposed convolution gives the even and
 the odd output frame different weights, so even a constant latent decodes into frames whose phase alternates (by
