@@ -69,14 +69,14 @@ def _train(args: argparse.Namespace) -> None:
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
     config = TrainConfig(out_dir=args.out, **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
+    task_options: dict[str, Any] = {}
     if args.loss:
         if args.component != "codec":
             raise SystemExit("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
         from soundstage.codec.losses import parse_loss_overrides
 
-        task = make_task(args.preset, args.data, config, loss_config=parse_loss_overrides(args.loss))
-    else:
-        task = make_task(args.preset, args.data, config)
+        task_options["loss_config"] = parse_loss_overrides(args.loss)
+    task = make_task(args.preset, args.data, config, **task_options)
     if args.init_from is not None:
         task.model.init_from_pretrained(args.init_from)
     exported = run_training(task, config, resume=args.resume)

@@ -56,10 +56,16 @@ TARGETS = {"angle_error_deg_median": 5.0, "w_band_error_db_median": 3.0}  # uppe
 
 
 @torch.no_grad()
+def reconstruct(codec: FOACodec, foa: torch.Tensor) -> torch.Tensor:
+    """``(4, T)`` FOA -> its ``(4, T)`` reconstruction through the posterior mean."""
+    return codec.decode(codec.encode(foa[None]), length=foa.shape[-1])[0]
+
+
+@torch.no_grad()
 def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], np.ndarray, torch.Tensor]:
     """Metrics of one ``(4, T)`` clip, its signed W band level errors ``(bands,)`` in dB (reconstruction minus input;
     NaN for bands below the floor) and the ``(4, T)`` reconstruction."""
-    recon = codec.decode(codec.encode(foa[None]), length=foa.shape[-1])[0]
+    recon = reconstruct(codec, foa)
     sr = codec.sample_rate
     sdr = si_sdr(recon, foa)
     metrics = {f"si_sdr_db_{name}": float(sdr[i]) for i, name in enumerate(CHANNELS)}
@@ -89,7 +95,7 @@ def steady_tone_check(
     for f in (f for f in frequencies if f < 0.45 * sr):
         mono = (0.1 * math.sqrt(2.0) * np.sin(2.0 * math.pi * f * t)).astype(np.float32)
         foa = torch.from_numpy(encode_mono(mono, azimuth_deg, 0.0)).float()
-        recon = codec.decode(codec.encode(foa[None]), length=foa.shape[-1])[0].cpu()
+        recon = reconstruct(codec, foa).cpu()  # encode moves the input to the codec's device
         inner, inner_recon = foa[:, edge:-edge], recon[:, edge:-edge]
         level = 10.0 * math.log10((float(inner_recon[0].square().sum()) + 1e-20) / float(inner[0].square().sum()))
         results[f"{f:g}_hz"] = {"level_error_db": level,
@@ -148,10 +154,13 @@ def evaluate_codec(
             continue
         median, mean = _nan_stats([c[key] for c in clips])
         summary[f"{key}_median"], summary[f"{key}_mean"] = median, mean
-    pooled = np.concatenate([b[np.isfinite(b)] for b in all_bands])
-    summary["w_band_error_db_median"] = float(np.median(np.abs(pooled))) if pooled.size else math.nan
-    summary["w_band_error_db_mean"] = float(np.mean(np.abs(pooled))) if pooled.size else math.nan
-    summary["w_band_bias_db_median"] = float(np.median(pooled)) if pooled.size else math.nan  # < 0: too quiet
+    pooled = np.concatenate([b[np.isfinite(b)] for b in all_bands])  # signed, all (clip, band) pairs
+    if pooled.size:
+        summary["w_band_error_db_median"] = float(np.median(np.abs(pooled)))
+        summary["w_band_error_db_mean"] = float(np.mean(np.abs(pooled)))
+        summary["w_band_bias_db_median"] = float(np.median(pooled))  # < 0: too quiet
+    else:
+        summary.update(w_band_error_db_median=math.nan, w_band_error_db_mean=math.nan, w_band_bias_db_median=math.nan)
     targets = {k: {"target_max": v, "value": summary[k], "met": bool(summary[k] <= v)} for k, v in TARGETS.items()}
     result = {
         "model": str(model),

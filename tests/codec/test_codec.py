@@ -269,6 +269,9 @@ def test_train_cli_passes_loss_overrides_to_the_task(tiny_data: Path, tmp_path: 
         cli.main(["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
                   "--loss", "broadband_weight=2.5"])
     assert seen["loss"].broadband_weight == 2.5
+    with pytest.raises(SystemExit, match="ELSA has none to set"):
+        cli.main(["train", "elsa", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
+                  "--loss", "broadband_weight=2.5"])
 
 
 def _config(out: Path, steps: int) -> TrainConfig:
