@@ -54,7 +54,19 @@ def _foa(args: argparse.Namespace) -> None:
         print(files.rotate_foa_file(args.file, args.out, yaw=args.yaw, pitch=args.pitch, roll=args.roll))
 
 
+def preset_config(component: str, preset: str) -> Any:
+    """The model config dataclass of a component's preset."""
+    if component == "codec":
+        from soundstage.codec.model import CODEC_PRESETS
+
+        return CODEC_PRESETS[preset]
+    from soundstage.elsa_encoder import elsa_preset
+
+    return elsa_preset(preset)
+
+
 def _train(args: argparse.Namespace) -> None:
+    from soundstage.common.overrides import apply_overrides
     from soundstage.train.trainer import TrainConfig, run_training
 
     if args.component == "codec":
@@ -70,12 +82,18 @@ def _train(args: argparse.Namespace) -> None:
             values[key] = getattr(args, flag)
     config = TrainConfig(out_dir=args.out, **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
     task_options: dict[str, Any] = {}
-    if args.loss:
-        if args.component != "codec":
-            raise SystemExit("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
-        from soundstage.codec.losses import parse_loss_overrides
+    try:
+        if args.loss:
+            if args.component != "codec":
+                raise SystemExit("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
+            from soundstage.codec.losses import CodecLossConfig
 
-        task_options["loss_config"] = parse_loss_overrides(args.loss)
+            task_options["loss_config"] = apply_overrides(CodecLossConfig(), args.loss, "loss option")
+        if args.set:
+            task_options["model_config"] = apply_overrides(preset_config(args.component, args.preset), args.set,
+                                                           "model option")
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
     task = make_task(args.preset, args.data, config, **task_options)
     if args.init_from is not None:
         task.model.init_from_pretrained(args.init_from)
@@ -164,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fine-tune: start from this model folder or bundled name (same preset), not from scratch")
     train.add_argument("--loss", action="append", default=[], metavar="NAME=VALUE",
                        help="codec only: override a CodecLossConfig field, e.g. --loss broadband_weight=5 (repeatable)")
+    train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="override a field of the preset's model config, e.g. --set cumulative_phase=false "
+                            "(repeatable)")
     train.set_defaults(handler=_train)
 
     ev = commands.add_parser("evaluate", help="evaluate a component: prints a table, writes JSON (+ plots)")

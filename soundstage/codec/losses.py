@@ -28,7 +28,7 @@ Total loss (weights in :class:`CodecLossConfig`)::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -56,33 +56,6 @@ class CodecLossConfig:
     adversarial: bool = False  # multi-scale STFT discriminator (GPU-scale training; off by default)
     adversarial_weight: float = 0.1
     feature_matching_weight: float = 1.0
-
-
-def parse_loss_overrides(items: list[str], base: CodecLossConfig | None = None) -> CodecLossConfig:
-    """``["broadband_weight=5", "adversarial=true"]`` -> a :class:`CodecLossConfig` with those fields replaced.
-
-    Only scalar fields (floats, ints, booleans) can be set; an unknown name or a bad value raises ``ValueError``.
-    """
-    base = base or CodecLossConfig()
-    kinds = {f.name: type(getattr(base, f.name)) for f in fields(base)}
-    changes: dict[str, float | int | bool] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        name = name.strip()
-        if not sep or name not in kinds or kinds[name] not in (float, int, bool):
-            settable = ", ".join(n for n, k in kinds.items() if k in (float, int, bool))
-            raise ValueError(f"cannot set loss option {item!r}: expected NAME=VALUE with NAME one of {settable}")
-        kind = kinds[name]
-        try:
-            if kind is bool:
-                if text.strip().lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(text)
-                changes[name] = text.strip().lower() in ("true", "1")
-            else:
-                changes[name] = kind(text)
-        except ValueError:
-            raise ValueError(f"loss option {name} needs a {kind.__name__} value, got {text!r}") from None
-    return replace(base, **changes)
 
 
 class MultiChannelSTFTLoss(nn.Module):

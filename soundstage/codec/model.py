@@ -61,6 +61,7 @@ class FOACodecConfig:
     decoder_frame_blocks: int = 2
     phase_advance: bool = False  # decoder phase relative to a steady sinusoid (stft_autoencoder doc); presets: True
     steady_upsampling: bool = False  # decoder upsampling that keeps a steady latent steady (same doc); presets: True
+    cumulative_phase: bool = False  # decoder predicts phase increments per frame (same doc); presets: True
     # oobleck arch (diffusers AutoencoderOobleck); prod(oobleck_ratios) must equal hop
     oobleck_hidden: int = 128  # encoder_hidden_size: twice latent_channels (mean and scale)
     oobleck_ratios: tuple[int, ...] = (2, 4, 4, 8, 8)
@@ -103,9 +104,9 @@ CODEC_PRESETS: dict[str, FOACodecConfig] = {
     "tiny": FOACodecConfig(
         sample_rate=8_000, hop=256, latent_channels=8, n_fft=256, stft_hop=128, dim=32, mlp_ratio=2.0,
         encoder_frame_blocks=1, encoder_latent_blocks=1, decoder_latent_blocks=1, decoder_frame_blocks=1,
-        phase_advance=True, steady_upsampling=True,
+        phase_advance=True, steady_upsampling=True, cumulative_phase=True,
     ),
-    "small": FOACodecConfig(phase_advance=True, steady_upsampling=True),
+    "small": FOACodecConfig(phase_advance=True, steady_upsampling=True, cumulative_phase=True),
     "paper": FOACodecConfig(arch="oobleck", sample_rate=48_000, hop=2048, latent_channels=64, oobleck_hidden=128),
 }
 
@@ -122,7 +123,7 @@ class FOACodec(nn.Module, PretrainedMixin):
     format_version = 1
     pretrained_subfolder = "codec"
     init_ignored_fields = ("latent_scale",)
-    init_overridable_fields = ("phase_advance", "steady_upsampling")  # same weight shapes: fine-tune across them
+    init_overridable_fields = ("phase_advance", "steady_upsampling", "cumulative_phase")  # same weight shapes: fine-tune across them
 
     def __init__(self, config: FOACodecConfig):
         super().__init__()
@@ -138,7 +139,8 @@ class FOACodec(nn.Module, PretrainedMixin):
                                        latent_blocks=config.encoder_latent_blocks, **kwargs)
             self.decoder = STFTDecoder(frame_blocks=config.decoder_frame_blocks,
                                        latent_blocks=config.decoder_latent_blocks, phase_advance=config.phase_advance,
-                                       steady_upsampling=config.steady_upsampling, **kwargs)
+                                       steady_upsampling=config.steady_upsampling,
+                                       cumulative_phase=config.cumulative_phase, **kwargs)
             with torch.no_grad():  # start quiet (log magnitude -5) rather than at unit magnitude in every bin
                 bins = config.n_fft // 2 + 1
                 self.decoder.head.bias[:bins].fill_(-5.0)

@@ -27,6 +27,16 @@ constant output overlap-adds coherently. (The bundled small codec, trained witho
 tone comes back ~58 dB down, see ``soundstage.codec.evaluate.steady_tone_check``. Fine-tuning it into the decoder
 fixes here did not bring the tones back within 2,500 steps: they are necessary for tones, not shown sufficient.)
 
+**Cumulative phase** (``cumulative_phase=True``: on in the presets). With the advance alone a steady output makes a
+steady tone only at a bin's centre; a tone between two centres comes back as its two neighbouring centre tones,
+beating (a third of the energy away from the true frequency for a tone 0.37 bin off centre). With the flag, the
+head's phase output is an *increment per frame* and the phase its running sum (added to the advance), the
+instantaneous-frequency parametrisation of phase-vocoder synthesis: a constant increment is a steady tone at any
+frequency (the bin's centre plus ``increment * sample_rate / (2 pi stft_hop)``), and a zero increment still means
+the bin's centre. What a shift-invariant decoder cannot choose is the starting phase of each bin, so the bins of
+one tone add with arbitrary relative phases (for the tone 0.37 bin off centre a 3.6 dB loss, which the magnitudes
+can make up).
+
 **Steady upsampling** (``steady_upsampling=True``, with it). A stride-2 transposed convolution gives the even and
 the odd output frame different weights, so even a constant latent decodes into frames whose phase alternates (by
 ~1.6 rad in the first small codec): a steady tone then half cancels and splatters into side bands. With the flag the
@@ -168,9 +178,10 @@ class STFTDecoder(nn.Module):
 
     def __init__(self, n_fft: int, stft_hop: int, hop: int, dim: int, latent_channels: int, frame_blocks: int,
                  latent_blocks: int, kernel_size: int, mlp_ratio: float, phase_advance: bool = False,
-                 steady_upsampling: bool = False):
+                 steady_upsampling: bool = False, cumulative_phase: bool = False):
         super().__init__()
-        self.n_fft, self.stft_hop, self.phase_advance = n_fft, stft_hop, phase_advance
+        self.n_fft, self.stft_hop = n_fft, stft_hop
+        self.phase_advance, self.cumulative_phase = phase_advance, cumulative_phase
         self.bins = n_fft // 2 + 1
         self.embed = nn.Conv1d(latent_channels, dim, kernel_size=3, padding=1)
         self.embed_norm = ChannelNorm(dim)
@@ -194,6 +205,8 @@ class STFTDecoder(nn.Module):
         # exp of a clamped log magnitude: bounded like Vocos, so early training cannot overflow the iSTFT
         magnitude = torch.exp(out[:, 0].clamp(max=6.0))
         phase = out[:, 1]
+        if self.cumulative_phase:  # the head gives each frame's phase increment (module doc); float64 keeps it exact
+            phase = torch.remainder(phase.double().cumsum(-1), 2.0 * math.pi).to(out.dtype)
         if self.phase_advance:  # the head's phase is relative to a steady sinusoid at the bin centre (module doc)
             phase = phase + bin_phase_advance(self.bins, n, self.n_fft, self.stft_hop, out.device).to(phase.dtype)
         w = torch.polar(magnitude, phase)

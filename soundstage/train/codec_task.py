@@ -27,7 +27,7 @@ from soundstage.codec.losses import (
     discriminator_loss,
     generator_adversarial_loss,
 )
-from soundstage.codec.model import CODEC_PRESETS, FOACodec
+from soundstage.codec.model import CODEC_PRESETS, FOACodec, FOACodecConfig
 from soundstage.common.audio import load_audio
 from soundstage.data.manifest import read_manifest
 from soundstage.foa import rotate_foa
@@ -151,6 +151,7 @@ class CodecTask:
         return [] if self.discriminator is None else [self.discriminator, self.disc_optimizer]
 
     def validate(self, model: nn.Module, step: int, writer: Any | None) -> dict[str, float]:
+        from soundstage.codec.evaluate import steady_tone_check
         from soundstage.codec.losses import spatial_terms
         from soundstage.metrics.audio_metrics import mel_distance, si_sdr, third_octave_band_energy_error_db
         from soundstage.metrics.spatial_metrics import broadband_direction_error_deg, diffuseness_error
@@ -178,6 +179,8 @@ class CodecTask:
             "w_band_error_median_db": float(torch.nanmedian(band)),
             "mel_distance": float(mel_distance(recon, target, sr).mean()),
             "si_sdr_w_db": float(si_sdr(recon[:, 0], target[:, 0]).mean()),
+            # steady tones are what a frame-rate decoder loses first (stft_autoencoder module doc)
+            "steady_tone_level_error_db": float(np.mean([r["level_error_db"] for r in steady_tone_check(codec).values()])),
             "latent_scale": scale,
         }
         if writer is not None:
@@ -207,15 +210,17 @@ def load_valid_audio(data_dir: Path, sample_rate: int, clips: int, seconds: floa
 
 
 def make_codec_task(
-    preset: str, data_dir: Path, config: TrainConfig, loss_config: CodecLossConfig | None = None
+    preset: str, data_dir: Path, config: TrainConfig, loss_config: CodecLossConfig | None = None,
+    model_config: FOACodecConfig | None = None,
 ) -> CodecTask:
-    """Build the codec, its data and loss for ``run_training``; ``preset`` names a ``CODEC_PRESETS`` entry."""
+    """Build the codec, its data and loss for ``run_training``; ``preset`` names a ``CODEC_PRESETS`` entry (its
+    training defaults, and its model config unless ``model_config`` replaces it)."""
     if preset not in CODEC_PRESETS:
         raise ValueError(f"unknown codec preset {preset!r}; choose one of {sorted(CODEC_PRESETS)}")
     defaults = CODEC_TRAIN_DEFAULTS[preset]
     data_dir = Path(data_dir)
     torch.manual_seed(config.seed)  # model init is part of the run's identity
-    model = FOACodec(CODEC_PRESETS[preset])
+    model = FOACodec(model_config or CODEC_PRESETS[preset])
     sr = model.sample_rate
     cache = FOAClipCache(data_dir, _split_records(data_dir, "train"), sr, defaults["cache_mb"])
     dataset = FOACropDataset(cache, round(defaults["crop_seconds"] * sr), seed=config.seed)

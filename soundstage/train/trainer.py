@@ -34,11 +34,14 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from soundstage.common.pretrained import config_to_dict
+
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "model"
 LOG_NAME = "train_log.jsonl"
+MODEL_CONFIG_NAME = "model_config.json"
 CURVE_NAME = "training_curve.png"
 
 
@@ -150,6 +153,26 @@ def latest_checkpoint(out_dir: Path) -> Path | None:
     return max(folders, key=lambda p: int(p.name[5:]), default=None)
 
 
+def check_model_config(model: nn.Module, out_dir: Path, resuming: bool) -> None:
+    """Record the model's config in ``out_dir/model_config.json``; when resuming, refuse a model built differently.
+
+    Checkpoints hold weights, not the settings that give them meaning: a run resumed with another ``--set`` or after
+    a preset changed would load without complaint and go on as a different model.
+    """
+    path = out_dir / MODEL_CONFIG_NAME
+    current = config_to_dict(model.config)
+    if resuming and path.exists():
+        saved = json.loads(path.read_text())
+        differ = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        if differ:
+            changes = ", ".join(f"{k}: {saved.get(k)!r} then, {current.get(k)!r} now" for k in differ)
+            raise ValueError(
+                f"{out_dir} was started with another model config ({changes}); resume it with the settings it was "
+                "started with (--preset, --set) or choose another --out"
+            )
+    path.write_text(json.dumps(current, indent=2) + "\n")
+
+
 def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> Path:
     """Train ``task.model`` for ``config.max_steps`` steps; returns the folder of the exported EMA weights."""
     from accelerate import Accelerator
@@ -165,6 +188,7 @@ def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> 
             f"{out_dir} already holds checkpoints; pass --resume to continue that run or choose another --out"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_model_config(task.model, out_dir, resuming=checkpoint is not None)
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), default=str, indent=2) + "\n")
 
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(out_dir), mixed_precision=config.mixed_precision)

@@ -96,6 +96,17 @@ def test_refuses_to_overwrite_a_run_without_resume(tmp_path: Path) -> None:
         run_training(ToyTask(), _config(tmp_path, 2))
 
 
+def test_resume_refuses_a_model_built_with_another_config(tmp_path: Path) -> None:
+    run_training(ToyTask(), _config(tmp_path, 2))
+    assert json.loads((tmp_path / "model_config.json").read_text()) == {"width": 8}
+    wider = ToyTask()
+    wider.model = ToyModel(ToyConfig(width=16))
+    with pytest.raises(ValueError, match="another model config \\(width: 8 then, 16 now\\).*--set"):
+        run_training(wider, _config(tmp_path, 4), resume=True)
+    run_training(ToyTask(), _config(tmp_path, 4), resume=True)  # the same config resumes
+    assert latest_checkpoint(tmp_path).name == "step_4"
+
+
 def test_exported_model_loads_and_is_the_ema(tmp_path: Path) -> None:
     task = ToyTask()
     exported = run_training(task, _config(tmp_path, 2))

@@ -1,0 +1,37 @@
+"""``NAME=VALUE`` command-line overrides of a dataclass config (``--loss``, ``--set``)."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import TypeVar
+
+C = TypeVar("C")
+
+
+def apply_overrides(base: C, items: list[str], what: str = "option") -> C:
+    """``base`` with the fields named in ``["broadband_weight=5", "adversarial=true"]`` replaced.
+
+    Only scalar fields (floats, ints, booleans, strings) can be set, each parsed as the type of its current value;
+    an unknown name or a bad value raises ``ValueError`` naming what can be set. The config's own validation
+    (``__post_init__``) runs on the result.
+    """
+    kinds = {f.name: type(getattr(base, f.name)) for f in fields(base)}  # type: ignore[arg-type]
+    settable = [n for n, k in kinds.items() if k in (float, int, bool, str)]
+    changes: dict[str, float | int | bool | str] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name, text = name.strip(), text.strip()
+        if not sep or name not in settable:
+            raise ValueError(f"cannot set {what} {item!r}: expected NAME=VALUE with NAME one of {', '.join(settable)}")
+        kind = kinds[name]
+        try:
+            if kind is bool:
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(text)
+                changes[name] = text.lower() in ("true", "1")
+            else:
+                changes[name] = kind(text)
+        except ValueError:
+            article = "an" if kind is int else "a"
+            raise ValueError(f"{what} {name} needs {article} {kind.__name__} value, got {text!r}") from None
+    return replace(base, **changes)  # type: ignore[type-var]
