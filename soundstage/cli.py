@@ -82,23 +82,26 @@ def _train(args: argparse.Namespace) -> None:
             values[key] = getattr(args, flag)
     config = TrainConfig(out_dir=args.out, **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
     task_options: dict[str, Any] = {}
-    try:
-        if args.loss:
-            if args.component != "codec":
-                raise SystemExit("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
-            from soundstage.codec.losses import CodecLossConfig
+    if args.loss:
+        if args.component != "codec":
+            raise SystemExit("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
+        from soundstage.codec.losses import CodecLossConfig
 
-            task_options["loss_config"] = apply_overrides(CodecLossConfig(), args.loss, "loss option")
-        if args.set:
-            task_options["model_config"] = apply_overrides(preset_config(args.component, args.preset), args.set,
-                                                           "model option")
-    except ValueError as error:
-        raise SystemExit(str(error)) from None
+        task_options["loss_config"] = apply_overrides(CodecLossConfig(), args.loss, "loss option")
+    if args.set:
+        task_options["model_config"] = apply_overrides(preset_config(args.component, args.preset), args.set,
+                                                       "model option")
     task = make_task(args.preset, args.data, config, **task_options)
     if args.init_from is not None:
         task.model.init_from_pretrained(args.init_from)
     exported = run_training(task, config, resume=args.resume)
     print(f"exported EMA weights to {exported}")
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from soundstage.codec.calibrate import calibrate_codec
+
+    calibrate_codec(args.model, args.data, args.out, split=args.split, max_clips=args.max_clips)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -195,6 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--out", type=Path, default=None, help="JSON file (codec) or folder (elsa) for the results")
     ev.add_argument("--max-clips", type=int, default=None, help="evaluate at most this many clips (codec)")
     ev.set_defaults(handler=_evaluate)
+
+    cal = commands.add_parser("calibrate", help="calibrate a trained codec's output level per frequency")
+    cal.add_argument("component", choices=("codec",))
+    cal.add_argument("--model", default="small", help="model folder or bundled preset name (default: small)")
+    cal.add_argument("--data", type=Path, required=True, help="FOA dataset folder")
+    cal.add_argument("--split", choices=("train", "valid", "test"), default="valid",
+                     help="clips to measure on (default: valid; never the split you report)")
+    cal.add_argument("--out", type=Path, required=True, help="folder for the calibrated codec (weights unchanged)")
+    cal.add_argument("--max-clips", type=int, default=None, help="measure at most this many clips")
+    cal.set_defaults(handler=_calibrate)
     return parser
 
 

@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,6 +63,10 @@ class FOACodecConfig:
     phase_advance: bool = False  # decoder phase relative to a steady sinusoid (stft_autoencoder doc); presets: True
     steady_upsampling: bool = False  # decoder upsampling that keeps a steady latent steady (same doc); presets: True
     cumulative_phase: bool = False  # decoder predicts phase increments per frame (same doc); presets: True
+    # output equaliser (stft arch), measured after training by calibrate_output_eq: gains in dB at frequencies in Hz,
+    # interpolated over log frequency onto the decoder's bins (held constant beyond the ends); empty: none
+    output_eq_hz: tuple[float, ...] = ()
+    output_eq_db: tuple[float, ...] = ()
     # oobleck arch (diffusers AutoencoderOobleck); prod(oobleck_ratios) must equal hop
     oobleck_hidden: int = 128  # encoder_hidden_size: twice latent_channels (mean and scale)
     oobleck_ratios: tuple[int, ...] = (2, 4, 4, 8, 8)
@@ -82,6 +87,16 @@ class FOACodecConfig:
             raise ValueError(f"latent_scale must be a positive finite number, got {self.latent_scale}")
         self.oobleck_ratios = tuple(self.oobleck_ratios)
         self.oobleck_multiples = tuple(self.oobleck_multiples)
+        self.output_eq_hz = tuple(float(v) for v in self.output_eq_hz)
+        self.output_eq_db = tuple(float(v) for v in self.output_eq_db)
+        if self.output_eq_hz or self.output_eq_db:
+            hz = np.asarray(self.output_eq_hz)
+            if len(hz) != len(self.output_eq_db) or not np.isfinite(self.output_eq_db).all():
+                raise ValueError("output_eq_db needs one finite gain (dB) per output_eq_hz frequency")
+            if not (np.isfinite(hz).all() and (hz > 0).all() and (np.diff(hz) > 0).all()):
+                raise ValueError(f"output_eq_hz must be positive and increasing, got {self.output_eq_hz}")
+            if self.arch != "stft":
+                raise ValueError("output_eq_hz/output_eq_db apply to the stft architecture only")
         if self.arch == "stft":
             ratio = self.hop // self.stft_hop
             if self.hop % self.stft_hop or ratio & (ratio - 1):
@@ -122,7 +137,7 @@ class FOACodec(nn.Module, PretrainedMixin):
     format_name = "soundstage.codec"
     format_version = 1
     pretrained_subfolder = "codec"
-    init_ignored_fields = ("latent_scale",)
+    init_ignored_fields = ("latent_scale", "output_eq_hz", "output_eq_db")  # measured after training
     init_overridable_fields = ("phase_advance", "steady_upsampling", "cumulative_phase")  # same weight shapes: fine-tune across them
 
     def __init__(self, config: FOACodecConfig):
@@ -141,6 +156,7 @@ class FOACodec(nn.Module, PretrainedMixin):
                                        latent_blocks=config.decoder_latent_blocks, phase_advance=config.phase_advance,
                                        steady_upsampling=config.steady_upsampling,
                                        cumulative_phase=config.cumulative_phase, **kwargs)
+            self.set_output_eq(config.output_eq_hz, config.output_eq_db)
             with torch.no_grad():  # start quiet (log magnitude -5) rather than at unit magnitude in every bin
                 bins = config.n_fft // 2 + 1
                 self.decoder.head.bias[:bins].fill_(-5.0)
@@ -249,6 +265,24 @@ class FOACodec(nn.Module, PretrainedMixin):
             raise ValueError(f"latent_scale must be a positive finite number, got {value}")
         self.latent_scale.fill_(value)
         self.config = dataclasses.replace(self.config, latent_scale=value)
+
+    def set_output_eq(self, hz: Iterable[float], db: Iterable[float]) -> None:
+        """Set the output equaliser (config and decoder): gains ``db`` at frequencies ``hz`` (stft arch only)."""
+        if self.config.arch != "stft":
+            raise ValueError("the output equaliser applies to the stft architecture only")
+        self.config = dataclasses.replace(self.config, output_eq_hz=tuple(hz), output_eq_db=tuple(db))
+        bins = self.config.n_fft // 2 + 1
+        if self.config.output_eq_hz:
+            freqs = np.arange(bins) * self.sample_rate / self.config.n_fft
+            gain_db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(self.config.output_eq_hz), self.config.output_eq_db)
+        else:
+            gain_db = np.zeros(bins)
+        self.decoder.set_output_gain(torch.from_numpy(10.0 ** (gain_db / 20.0)).float())
+
+    def init_from_pretrained(self, path: str | Path) -> None:
+        super().init_from_pretrained(path)
+        if self.config.arch == "stft":  # the equaliser lives in the config, not in the weights
+            self.set_output_eq(self.config.output_eq_hz, self.config.output_eq_db)
 
     def save_pretrained(self, path: str | Path) -> Path:
         # the buffer is the value in use (it travels with EMA/checkpoint state); mirror it into config.json

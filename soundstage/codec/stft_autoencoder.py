@@ -194,6 +194,14 @@ class STFTDecoder(nn.Module):
         self.frame_blocks = nn.Sequential(*[ConvNeXtBlock(dim, kernel_size, mlp_ratio) for _ in range(frame_blocks)])
         self.out_norm = ChannelNorm(dim)
         self.head = nn.Conv1d(dim, NUM_OUTPUTS * self.bins, kernel_size=1)
+        # per-bin output equaliser, set from the codec config (not saved with the weights)
+        self.register_buffer("output_gain", torch.ones(self.bins), persistent=False)
+
+    def set_output_gain(self, gain: torch.Tensor) -> None:
+        """``(F,)`` linear gain applied to every channel's spectrum (the codec's calibrated output equaliser)."""
+        if gain.shape != (self.bins,):
+            raise ValueError(f"output gain must have shape ({self.bins},), got {tuple(gain.shape)}")
+        self.output_gain = gain.to(self.output_gain)
 
     def spectrum(self, latent: torch.Tensor) -> torch.Tensor:
         """``(B, C, L)`` -> complex ``(B, 4, F, L * hop / stft_hop)`` AmbiX spectra."""
@@ -203,7 +211,7 @@ class STFTDecoder(nn.Module):
         b, _, n = out.shape
         out = out.reshape(b, NUM_OUTPUTS, self.bins, n)
         # exp of a clamped log magnitude: bounded like Vocos, so early training cannot overflow the iSTFT
-        magnitude = torch.exp(out[:, 0].clamp(max=6.0))
+        magnitude = torch.exp(out[:, 0].clamp(max=6.0)) * self.output_gain[:, None]
         phase = out[:, 1]
         if self.cumulative_phase:  # the head gives each frame's phase increment (module doc); float64 keeps it exact
             phase = torch.remainder(phase.double().cumsum(-1), 2.0 * math.pi).to(out.dtype)

@@ -21,10 +21,13 @@ from soundstage.codec.losses import (
     spatial_loss,
     spatial_terms,
 )
+from soundstage.codec.calibrate import calibrate_output_eq
+from soundstage.codec.evaluate import reconstruct
 from soundstage.codec.stft_autoencoder import SteadyUpsample, bin_phase_advance, istft_same, stft_same
 from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest
 from soundstage.foa import encode_mono, rotate_foa
+from soundstage.metrics.audio_metrics import third_octave_band_energy_error_db
 from soundstage.train.codec_task import CODEC_TRAIN_DEFAULTS, CodecTask, make_codec_task
 from soundstage.train.trainer import TrainConfig, latest_checkpoint, run_training
 
@@ -148,6 +151,51 @@ def test_cumulative_phase_lets_a_steady_head_output_make_a_tone_between_bins() -
 
     assert share_at_frequency(True) > 0.99
     assert share_at_frequency(False) < 0.75
+
+
+def test_output_eq_scales_every_channel_alike_and_is_saved(tmp_path: Path) -> None:
+    codec = tiny_codec()
+    foa = torch.from_numpy(synthetic_foa(np.random.default_rng(3), 1.0, 8000, 70.0, 20.0))
+    with torch.no_grad():
+        plain = reconstruct(codec, foa)
+        codec.set_output_eq([100.0, 3000.0], [6.0206, 6.0206])  # flat +6 dB: twice the amplitude
+        louder = reconstruct(codec, foa)
+    torch.testing.assert_close(louder, 2.0 * plain, rtol=1e-4, atol=1e-7)
+    codec.set_output_eq([100.0, 3000.0], [-12.0, 6.0])  # a tilt: low bins quieter, high bins louder
+    codec.save_pretrained(tmp_path / "eq")
+    loaded = FOACodec.from_pretrained(tmp_path / "eq")
+    assert loaded.config.output_eq_db == (-12.0, 6.0)
+    with torch.no_grad():
+        torch.testing.assert_close(reconstruct(loaded, foa), reconstruct(codec, foa), rtol=0, atol=0)
+    gain = loaded.decoder.output_gain
+    assert float(gain[1]) == pytest.approx(10 ** (-12 / 20)) and float(gain[-1]) == pytest.approx(10 ** (6 / 20))
+    fresh = tiny_codec(seed=4)
+    fresh.init_from_pretrained(tmp_path / "eq")  # a measured value: taken over with the weights
+    torch.testing.assert_close(fresh.decoder.output_gain, gain)
+    with pytest.raises(ValueError, match="one finite gain"):
+        FOACodecConfig(output_eq_hz=(100.0, 200.0), output_eq_db=(1.0,))
+    with pytest.raises(ValueError, match="positive and increasing"):
+        FOACodecConfig(output_eq_hz=(200.0, 100.0), output_eq_db=(1.0, 2.0))
+
+
+def test_calibration_removes_the_level_error_per_band(tmp_path: Path) -> None:
+    codec = tiny_codec()
+    rng = np.random.default_rng(5)
+    clips = [torch.from_numpy(synthetic_foa(rng, 1.0, 8000, az, 0.0)) for az in (-100.0, 0.0, 45.0, 150.0)]
+
+    def band_medians() -> np.ndarray:
+        with torch.no_grad():
+            errors = [third_octave_band_energy_error_db(reconstruct(codec, c)[0], c[0], 8000, signed=True)
+                      for c in clips]
+        return np.nanmedian(torch.stack(errors).numpy(), axis=0)
+
+    before = band_medians()
+    result = calibrate_output_eq(codec, clips)
+    after = band_medians()
+    assert result["bias_before_db"] < -10.0  # an untrained decoder starts quiet
+    assert np.median(np.abs(before)) > 10.0
+    assert np.median(np.abs(after)) < 1.0
+    assert len(result["hz"]) == len(result["db"]) == len(codec.config.output_eq_db)
 
 
 def test_phase_advance_is_exact_for_long_signals() -> None:
@@ -274,7 +322,8 @@ def test_codec_loss_terms_are_finite_and_kl_is_zero_at_the_prior() -> None:
     assert float(kl_loss(torch.zeros(1, 4, 3), torch.ones(1, 4, 3))) == pytest.approx(0.0)
 
 
-def test_train_cli_passes_loss_and_model_overrides_to_the_task(tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
+def test_train_cli_passes_loss_and_model_overrides_to_the_task(tiny_data: Path, tmp_path: Path, monkeypatch,
+                                                              capsys) -> None:
     from soundstage import cli
     from soundstage.train import codec_task
 
@@ -290,12 +339,11 @@ def test_train_cli_passes_loss_and_model_overrides_to_the_task(tiny_data: Path, 
                   "--loss", "broadband_weight=2.5", "--set", "cumulative_phase=false"])
     assert seen["loss"].broadband_weight == 2.5
     assert seen["model"] == dataclasses.replace(CODEC_PRESETS["tiny"], cumulative_phase=False)
-    with pytest.raises(SystemExit, match="model option latent_channels needs an int value"):
-        cli.main(["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
-                  "--set", "latent_channels=many"])
-    with pytest.raises(SystemExit, match="4 \\* hop / latent_channels must be 128"):  # the config's own check
-        cli.main(["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
-                  "--set", "latent_channels=4"])
+    run = ["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run")]
+    assert cli.main([*run, "--set", "latent_channels=many"]) == 2
+    assert "model option latent_channels needs an int value, got 'many'" in capsys.readouterr().err
+    assert cli.main([*run, "--set", "latent_channels=4"]) == 2
+    assert "4 * hop / latent_channels must be 128" in capsys.readouterr().err  # the config's own check
     with pytest.raises(SystemExit, match="ELSA has none to set"):
         cli.main(["train", "elsa", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
                   "--loss", "broadband_weight=2.5"])
