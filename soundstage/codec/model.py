@@ -138,7 +138,8 @@ class FOACodec(nn.Module, PretrainedMixin):
     format_version = 1
     pretrained_subfolder = "codec"
     init_ignored_fields = ("latent_scale", "output_eq_hz", "output_eq_db")  # measured after training
-    init_overridable_fields = ("phase_advance", "steady_upsampling", "cumulative_phase")  # same weight shapes: fine-tune across them
+    # settings that leave the weights' shapes alone: fine-tuning may cross them
+    init_overridable_fields = ("phase_advance", "steady_upsampling", "cumulative_phase")
 
     def __init__(self, config: FOACodecConfig):
         super().__init__()
@@ -274,7 +275,8 @@ class FOACodec(nn.Module, PretrainedMixin):
         bins = self.config.n_fft // 2 + 1
         if self.config.output_eq_hz:
             freqs = np.arange(bins) * self.sample_rate / self.config.n_fft
-            gain_db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(self.config.output_eq_hz), self.config.output_eq_db)
+            gain_db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(self.config.output_eq_hz),
+                                self.config.output_eq_db)
         else:
             gain_db = np.zeros(bins)
         self.decoder.set_output_gain(torch.from_numpy(10.0 ** (gain_db / 20.0)).float())

@@ -171,6 +171,7 @@ class CodecTask:
         sr = codec.sample_rate
         band = third_octave_band_energy_error_db(recon[:, 0], target[:, 0], sr)
         spatial = spatial_terms(recon, target)
+        tones = steady_tone_check(codec)
         metrics = {
             "stft_loss": float(self.loss.stft(recon, target)),
             **{f"spatial_loss_{name}": float(value) for name, value in spatial.items()},
@@ -180,7 +181,7 @@ class CodecTask:
             "mel_distance": float(mel_distance(recon, target, sr).mean()),
             "si_sdr_w_db": float(si_sdr(recon[:, 0], target[:, 0]).mean()),
             # steady tones are what a frame-rate decoder loses first (stft_autoencoder module doc)
-            "steady_tone_level_error_db": float(np.mean([r["level_error_db"] for r in steady_tone_check(codec).values()])),
+            "steady_tone_level_error_db": float(np.mean([t["level_error_db"] for t in tones.values()])),
             "latent_scale": scale,
         }
         if writer is not None:

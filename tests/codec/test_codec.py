@@ -14,6 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 from soundstage.codec import CODEC_PRESETS, CodecInputError, FOACodec, FOACodecConfig, measure_latent_scale
+from soundstage.codec.calibrate import calibrate_output_eq
+from soundstage.codec.evaluate import reconstruct
 from soundstage.codec.losses import (
     CodecLoss,
     band_energy_loss,
@@ -21,8 +23,6 @@ from soundstage.codec.losses import (
     spatial_loss,
     spatial_terms,
 )
-from soundstage.codec.calibrate import calibrate_output_eq
-from soundstage.codec.evaluate import reconstruct
 from soundstage.codec.stft_autoencoder import SteadyUpsample, bin_phase_advance, istft_same, stft_same
 from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest
