@@ -17,32 +17,33 @@ Direction lives in the inter-channel relations of FOA. Both ends of the network 
 The inverse STFT is an overlap-add with "same" padding (``n_fft - hop`` split over both ends), so ``N`` frames give
 exactly ``N * hop`` samples.
 
-**Phase advance** (``phase_advance=True``: on in the presets; the bundled small codec predates it). A convolutional
-decoder is (nearly) shift-invariant, and the encoder's features carry no absolute phase, so a steady sound gives the
-same head output in every frame. But a steady sinusoid at bin ``k``'s centre frequency has an STFT phase that
-advances by ``2 pi k stft_hop / n_fft`` per frame (``pi k / 2`` at 75 % overlap): with the head's phase taken as is,
-the overlapping frames of every bin with ``k mod 4 != 0`` interfere destructively (``k mod 4 = 2`` keeps nothing).
-With the advance added, the head predicts the phase *relative to a steady sinusoid at the bin's centre*, so a
-constant output overlap-adds coherently. (The bundled small codec, trained without it, mutes steady tones: a 1-kHz
-tone comes back ~58 dB down, see ``soundstage.codec.evaluate.steady_tone_check``. Fine-tuning it into the decoder
-fixes here did not bring the tones back within 2,500 steps: they are necessary for tones, not shown sufficient.)
+**Experimental phase options** (config flags, all off in the presets and in the bundled codec). The bundled codec
+mutes steady tones (a 1-kHz tone comes back ~57 dB down, ``soundstage.codec.evaluate.steady_tone_check``). Three
+decoder changes follow from the physics of a steady sound, and each is tested for what it claims; trained from
+scratch they did *not* bring tones back, and within this machine's budget they trained to worse direction accuracy
+(measured below), so they stay options (``soundstage train codec --set phase_advance=true ...``), not defaults.
 
-**Cumulative phase** (``cumulative_phase=True``: on in the presets). With the advance alone a steady output makes a
-steady tone only at a bin's centre; a tone between two centres comes back as its two neighbouring centre tones,
-beating (a third of the energy away from the true frequency for a tone 0.37 bin off centre). With the flag, the
-head's phase output is an *increment per frame* and the phase its running sum (added to the advance), the
-instantaneous-frequency parametrisation of phase-vocoder synthesis: a constant increment is a steady tone at any
-frequency (the bin's centre plus ``increment * sample_rate / (2 pi stft_hop)``), and a zero increment still means
-the bin's centre. What a shift-invariant decoder cannot choose is the starting phase of each bin, so the bins of
-one tone add with arbitrary relative phases (for the tone 0.37 bin off centre a 3.6 dB loss, which the magnitudes
-can make up).
+- ``phase_advance``: a shift-invariant decoder gives a steady sound the same head output in every frame, but a
+  steady sinusoid at bin ``k``'s centre advances by ``2 pi k stft_hop / n_fft`` per frame (``pi k / 2`` at 75 %
+  overlap): taken as is, the overlapping frames of every bin with ``k mod 4 != 0`` interfere destructively
+  (``k mod 4 = 2`` keeps nothing). With the flag the head's phase is relative to that advance, so a constant output
+  overlap-adds coherently.
+- ``cumulative_phase``: with the advance alone a constant output is a tone only at a bin's centre (a tone 0.37 bin
+  off centre comes back as its two neighbouring centre tones, a third of its energy away from its frequency). With
+  the flag the head's phase output is an increment per frame and the phase its running sum (the
+  instantaneous-frequency form of phase-vocoder synthesis): a constant increment is a tone at any frequency. A
+  shift-invariant decoder still cannot choose each bin's starting phase, so one tone's bins add with arbitrary
+  relative phases (3.6 dB lost for that tone, which the magnitudes can make up).
+- ``steady_upsampling``: a stride-2 transposed convolution weights the even and odd output frames differently, so a
+  constant latent decodes into frames whose phase alternates; with the flag both frames use the mean of the two taps
+  (same parameter shapes, so older weights load).
 
-**Steady upsampling** (``steady_upsampling=True``, with it). A stride-2 transposed convolution gives the even and
-the odd output frame different weights, so even a constant latent decodes into frames whose phase alternates (by
-~1.6 rad in the first small codec): a steady tone then half cancels and splatters into side bands. With the flag the
-upsampling uses the mean of its two taps for both frames (nearest-neighbour upsampling and a 1x1 convolution; the
-parameters keep their shape, so older weights load), and the frame-rate blocks after it, which are shift-invariant,
-make any within-pair detail.
+Measured (4,000 steps from scratch on one core each, test split): advance + steady upsampling 19.9 deg direction
+error median / 3.78 dB W band error; all three 14.1 deg / 3.70 dB; the bundled codec without them (6,000 steps)
+8.45 deg / 3.14 dB. The runs' validation curves were still falling at 4,000 steps, so an equal-budget comparison is
+open (``benchmarks/results/codec_small/phase_options/``). Tones still came back 45-80 dB down with every option:
+the loss is in the magnitudes, not the phase (with noise added to a tone, the noise comes back and the tone does
+not), i.e. the decoder does not learn narrow spectral peaks from this data in this budget.
 """
 
 from __future__ import annotations

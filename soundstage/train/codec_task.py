@@ -34,7 +34,7 @@ from soundstage.foa import rotate_foa
 from soundstage.train.trainer import TrainConfig
 
 # Per-preset overrides of TrainConfig (plus codec-only keys: crop_seconds, valid_clips, valid_seconds, cache_mb).
-# small: ~0.9 s per step on one (shared) CPU core with 8 x 1 s crops, so 6,000 steps is ~90 min. 1 s crops are
+# small: 0.9-1.5 s per step on one (shared) CPU core with 8 x 1 s crops, so 6,000 steps is 90-150 min. 1 s crops are
 # plenty for a network whose receptive field is ~0.5 s, and half the cost of 2 s ones. Validation takes 48 clips of
 # 4 s (~20 s of CPU): 16 crops of 2 s ranked runs differently from the full valid split.
 CODEC_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
