@@ -58,6 +58,8 @@ def calibrate_output_eq(codec: FOACodec, clips: Iterable[torch.Tensor]) -> dict[
 def calibrate_codec(model: str | Path, data_dir: Path, out_dir: Path, split: str = "valid",
                     max_clips: int | None = None) -> dict[str, Any]:
     """Calibrate a codec folder (or bundled name) on a dataset split and save it, weights unchanged, to ``out_dir``."""
+    if max_clips is not None and max_clips < 1:
+        raise ValueError(f"max_clips must be at least 1, got {max_clips}")
     codec = FOACodec.from_pretrained(model)
     if codec.config.arch != "stft":
         raise ValueError(f"{model}: only the frame-rate (stft) codec has an output equaliser to calibrate")

@@ -353,6 +353,21 @@ def test_train_cli_passes_loss_and_model_overrides_to_the_task(tiny_data: Path, 
                   "--loss", "broadband_weight=2.5"])
 
 
+def test_calibrate_cli_writes_a_calibrated_copy(tiny_data: Path, tmp_path: Path, capsys) -> None:
+    from soundstage import cli
+
+    tiny_codec().save_pretrained(tmp_path / "codec")
+    assert cli.main(["calibrate", "codec", "--model", str(tmp_path / "codec"), "--data", str(tiny_data),
+                     "--out", str(tmp_path / "calibrated")]) == 0
+    assert "output equaliser, dB:" in capsys.readouterr().out
+    calibrated = FOACodec.from_pretrained(tmp_path / "calibrated")
+    assert len(calibrated.config.output_eq_db) > 10 and max(calibrated.config.output_eq_db) > 10.0  # untrained: quiet
+    assert FOACodec.from_pretrained(tmp_path / "codec").config.output_eq_db == ()  # the source is left alone
+    assert cli.main(["calibrate", "codec", "--model", str(tmp_path / "codec"), "--data", str(tiny_data),
+                     "--split", "test", "--max-clips", "0", "--out", str(tmp_path / "none")]) == 2
+    assert "max_clips must be at least 1, got 0" in capsys.readouterr().err
+
+
 def _config(out: Path, steps: int) -> TrainConfig:
     values = {k: v for k, v in CODEC_TRAIN_DEFAULTS["tiny"].items() if k in TrainConfig.__dataclass_fields__}
     values.update(max_steps=steps, checkpoint_every=2, validate_every=100)
