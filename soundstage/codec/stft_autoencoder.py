@@ -43,7 +43,10 @@ error median / 3.78 dB W band error; all three 14.1 deg / 3.70 dB; the bundled c
 8.45 deg / 3.14 dB. The runs' validation curves were still falling at 4,000 steps, so an equal-budget comparison is
 open (``benchmarks/results/codec_small/phase_options/``). Tones still came back 45-80 dB down with every option:
 the loss is in the magnitudes, not the phase (with noise added to a tone, the noise comes back and the tone does
-not), i.e. the decoder does not learn narrow spectral peaks from this data in this budget.
+not), i.e. the decoder does not learn narrow spectral peaks from this data in this budget. Probes point at the
+loss: with the phase set right and only the magnitudes trained, MRSTFT alone still pushes a 1-kHz tone's bins *down*,
+because its log term (auraloss's ``eps`` 1e-8) is dominated by near-silent bins
+(``CodecLossConfig.stft_log_eps``; ``--loss stft_log_eps=1e-3`` is the untried remedy).
 """
 
 from __future__ import annotations

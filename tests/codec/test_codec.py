@@ -18,6 +18,7 @@ from soundstage.codec.calibrate import calibrate_output_eq
 from soundstage.codec.evaluate import reconstruct
 from soundstage.codec.losses import (
     CodecLoss,
+    MultiChannelSTFTLoss,
     band_energy_loss,
     kl_loss,
     spatial_loss,
@@ -313,6 +314,23 @@ def test_band_energy_loss_measures_level_in_log10_units() -> None:
     assert float(band_energy_loss(0.5 * foa, foa)) == pytest.approx(math.log10(4.0), abs=1e-4)  # -6 dB everywhere
     long_term = band_energy_loss(0.5 * foa, foa, region_frames=None)
     assert float(long_term) == pytest.approx(math.log10(4.0), abs=1e-4)
+
+
+def test_stft_log_eps_decides_how_much_a_noise_floor_in_silence_costs() -> None:
+    """With auraloss's default eps a faint noise floor where the input is silent outweighs a tone 6 dB too quiet;
+    with eps 1e-3 it costs next to nothing and the level error dominates."""
+    t = torch.arange(8000) / 8000
+    tone = torch.sin(2 * math.pi * 500 * t)[None, None] * 0.14
+    floor = 1e-4 * torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(0))
+
+    def costs(eps: float) -> tuple[float, float]:
+        loss = MultiChannelSTFTLoss((512, 128), 0.5, log_eps=eps)
+        return float(loss(tone + floor, tone)), float(loss(0.5 * tone, tone))
+
+    noisy, quiet = costs(1e-8)
+    assert noisy > quiet
+    noisy, quiet = costs(1e-3)
+    assert noisy < 0.1 * quiet
 
 
 def test_codec_loss_terms_are_finite_and_kl_is_zero_at_the_prior() -> None:
