@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from soundstage.common.audio import load_audio
-from soundstage.data.manifest import read_manifest
+from soundstage.data.manifest import split_records
 from soundstage.metrics.audio_metrics import third_octave_band_energy_error_db, third_octave_centers
 
 from .evaluate import reconstruct
@@ -64,9 +64,7 @@ def calibrate_codec(model: str | Path, data_dir: Path, out_dir: Path, split: str
     if codec.config.arch != "stft":
         raise ValueError(f"{model}: only the frame-rate (stft) codec has an output equaliser to calibrate")
     data_dir = Path(data_dir)
-    records = [r for r in read_manifest(data_dir, spatial=True) if r["split"] == split][:max_clips]
-    if not records:
-        raise ValueError(f"{data_dir}: the manifest has no clips in split '{split}'")
+    records = split_records(data_dir, split)[:max_clips]
     clips = (torch.from_numpy(load_audio(data_dir / r["path"], sample_rate=codec.sample_rate, channels=4)[0])
              for r in tqdm(records, desc=f"calibrate codec ({split})", unit="clip"))
     result = calibrate_output_eq(codec, clips)

@@ -38,7 +38,7 @@ import torch
 from tqdm.auto import tqdm
 
 from soundstage.common.audio import load_audio, save_audio
-from soundstage.data.manifest import read_manifest
+from soundstage.data.manifest import split_records
 from soundstage.foa import encode_mono
 from soundstage.metrics.audio_metrics import (
     mel_distance,
@@ -125,9 +125,7 @@ def evaluate_codec(
     """
     codec = FOACodec.from_pretrained(model, device=device)
     data_dir = Path(data_dir)
-    records = [r for r in read_manifest(data_dir, spatial=True) if r["split"] == split]
-    if not records:
-        raise ValueError(f"{data_dir}: the manifest has no clips in split '{split}'")
+    records = split_records(data_dir, split)
     if max_clips is not None:
         records = records[:max_clips]
     clips: list[dict[str, Any]] = []

@@ -106,6 +106,14 @@ def read_manifest(folder_or_file: str | Path, spatial: bool | None = None) -> li
     return records
 
 
+def split_records(folder: str | Path, split: str) -> list[dict[str, Any]]:
+    """The spatial records of one split (``train``, ``valid``, ``test``) of a dataset folder; ValueError if none."""
+    records = [r for r in read_manifest(folder, spatial=True) if r["split"] == split]
+    if not records:
+        raise ValueError(f"{folder}: the manifest has no clips in split {split!r}")
+    return records
+
+
 def write_manifest(folder_or_file: str | Path, records: Iterable[dict[str, Any]]) -> Path:
     """Write records atomically (a killed writer leaves the old manifest intact)."""
     path = Path(folder_or_file)

@@ -29,7 +29,7 @@ from soundstage.codec.losses import (
 )
 from soundstage.codec.model import CODEC_PRESETS, FOACodec, FOACodecConfig
 from soundstage.common.audio import load_audio
-from soundstage.data.manifest import read_manifest
+from soundstage.data.manifest import split_records
 from soundstage.foa import rotate_foa
 from soundstage.train.trainer import TrainConfig
 
@@ -54,13 +54,6 @@ CODEC_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
         "valid_seconds": 4.0, "cache_mb": 16000,
     },
 }
-
-
-def _split_records(data_dir: Path, split: str) -> list[dict[str, Any]]:
-    records = [r for r in read_manifest(data_dir, spatial=True) if r["split"] == split]
-    if not records:
-        raise ValueError(f"{data_dir}: no clips in the '{split}' split of the manifest")
-    return records
 
 
 class FOAClipCache:
@@ -198,9 +191,9 @@ class CodecTask:
 def load_valid_audio(data_dir: Path, sample_rate: int, clips: int, seconds: float, split: str = "valid") -> torch.Tensor:
     """Centre crops ``(N, 4, seconds * sample_rate)`` of the first ``clips`` clips of a split (falls back to train)."""
     try:
-        records = _split_records(data_dir, split)
+        records = split_records(data_dir, split)
     except ValueError:
-        records = _split_records(data_dir, "train")
+        records = split_records(data_dir, "train")
     cache = FOAClipCache(data_dir, records[:clips], sample_rate, budget_mb=0)
     length = round(seconds * sample_rate)
     crops = []
@@ -223,7 +216,7 @@ def make_codec_task(
     torch.manual_seed(config.seed)  # model init is part of the run's identity
     model = FOACodec(model_config or CODEC_PRESETS[preset])
     sr = model.sample_rate
-    cache = FOAClipCache(data_dir, _split_records(data_dir, "train"), sr, defaults["cache_mb"])
+    cache = FOAClipCache(data_dir, split_records(data_dir, "train"), sr, defaults["cache_mb"])
     dataset = FOACropDataset(cache, round(defaults["crop_seconds"] * sr), seed=config.seed)
     valid = load_valid_audio(data_dir, sr, defaults["valid_clips"], defaults["valid_seconds"])
     loss = CodecLoss(loss_config)

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from soundstage.common.audio import load_audio
 from soundstage.data import captions as cap
 from soundstage.data.dataset import LABEL_KEYS
-from soundstage.data.manifest import read_manifest, wrap_azimuth
+from soundstage.data.manifest import split_records, wrap_azimuth
 from soundstage.elsa_encoder import ELSA, ELSAConfig, elsa_loss, elsa_preset
 from soundstage.elsa_encoder.features import LOG_EPS, FOAFeatures, rotate_intensity
 from soundstage.elsa_encoder.loss import contrastive_loss
@@ -141,9 +141,7 @@ def cached_split_features(
     """Features of every clip of ``split``, computed once and stored under ``cache_dir`` (keyed by the manifest's
     content and the feature settings, written atomically)."""
     data_dir = Path(data_dir)
-    records = [r for r in read_manifest(data_dir, spatial=True) if r["split"] == split]
-    if not records:
-        raise ValueError(f"{data_dir}: no clips in split {split!r}")
+    records = split_records(data_dir, split)
     key = _feature_key(config, data_dir / "manifest.jsonl", split, max_seconds)
     folder = Path(cache_dir) / f"features-{split}-{key}"
     if not (folder / "offsets.npy").exists():
