@@ -54,27 +54,22 @@ def _foa(args: argparse.Namespace) -> None:
         print(files.rotate_foa_file(args.file, args.out, yaw=args.yaw, pitch=args.pitch, roll=args.roll))
 
 
-def preset_config(component: str, preset: str) -> Any:
-    """The model config dataclass of a component's preset."""
-    if component == "codec":
-        from soundstage.codec.model import CODEC_PRESETS
-
-        return CODEC_PRESETS[preset]
-    from soundstage.elsa_encoder import elsa_preset
-
-    return elsa_preset(preset)
-
-
 def _train(args: argparse.Namespace) -> None:
     from soundstage.common.overrides import apply_overrides
     from soundstage.train.trainer import TrainConfig, run_training
 
     if args.component == "codec":
+        from soundstage.codec.model import CODEC_PRESETS
         from soundstage.train.codec_task import CODEC_TRAIN_DEFAULTS as defaults
         from soundstage.train.codec_task import make_codec_task as make_task
+
+        preset_config: Any = CODEC_PRESETS[args.preset]
     else:
+        from soundstage.elsa_encoder import elsa_preset
         from soundstage.train.elsa_task import ELSA_TRAIN_DEFAULTS as defaults
         from soundstage.train.elsa_task import make_elsa_task as make_task
+
+        preset_config = elsa_preset(args.preset)
     values: dict[str, Any] = dict(defaults.get(args.preset, {}))
     for flag, key in (("steps", "max_steps"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
                       ("workers", "num_workers"), ("seed", "seed"), ("mixed_precision", "mixed_precision")):
@@ -89,8 +84,7 @@ def _train(args: argparse.Namespace) -> None:
 
         task_options["loss_config"] = apply_overrides(CodecLossConfig(), args.loss, "loss option")
     if args.set:
-        task_options["model_config"] = apply_overrides(preset_config(args.component, args.preset), args.set,
-                                                       "model option")
+        task_options["model_config"] = apply_overrides(preset_config, args.set, "model option")
     task = make_task(args.preset, args.data, config, **task_options)
     if args.init_from is not None:
         task.model.init_from_pretrained(args.init_from)
@@ -186,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", action="append", default=[], metavar="NAME=VALUE",
                        help="codec only: override a CodecLossConfig field, e.g. --loss broadband_weight=5 (repeatable)")
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                       help="override a field of the preset's model config, e.g. --set cumulative_phase=false "
+                       help="override a field of the preset's model config, e.g. --set phase_advance=true "
                             "(repeatable)")
     train.set_defaults(handler=_train)
 

@@ -44,7 +44,7 @@ class CodecLossConfig:
     hop_fractions: float = 0.5  # hop = fft size * this; 0.5 halves the loss's cost vs 0.25 (it is ~1/3 of a step)
     # floor added to magnitudes before the log (auraloss's eps). At 1e-8 near-silent bins dominate: an output exact
     # but for -80 dB noise where the input is digitally silent costs as much as a tone 6 dB too quiet. 1e-3 (about
-    # -70 dB re the dataset's level) is the candidate fix for muted tones, not yet trained (codec module notes)
+    # -70 dB re the dataset's level) is the candidate fix for muted tones, not yet trained (stft_autoencoder module doc)
     stft_log_eps: float = 1e-8
     band_energy_weight: float = 1.0  # |log10 energy ratio| per region: 0.3 = 3 dB; same order as MRSTFT
     band_energy_n_fft: int = 1024
