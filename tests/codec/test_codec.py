@@ -491,6 +491,7 @@ def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examp
     for clip in result["clips"]:
         expected = math.degrees(2 * math.asin(math.cos(math.radians(elevations[clip["path"]])) * math.sin(math.radians(15))))
         assert clip["angle_error_deg"] == pytest.approx(expected, abs=1.0)
+        assert 0.0 < clip["input_diffuseness"] < 0.5  # a plane wave plus a weaker diffuse tail
     assert s["w_band_error_db_median"] == pytest.approx(6.02, abs=1e-2)  # level errors are measured ...
     assert s["w_band_bias_db_median"] == pytest.approx(-6.02, abs=1e-2)  # ... with their sign: too quiet
     assert s["si_sdr_db_W_median"] > 60.0  # and SI-SDR ignores the gain
