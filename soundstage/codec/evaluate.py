@@ -11,6 +11,7 @@ Every clip is encoded (posterior mean) and decoded at full length, then compared
 | ``diffuseness_error`` | absolute difference of broadband diffuseness |
 | ``w_band_error_db`` | W channel 1/3-octave band level error in dB, median over all (clip, band) pairs |
 | ``w_band_bias_db`` | the same error signed (reconstruction minus input), median: below 0 the codec is too quiet |
+| ``w_level_error_db`` | the W channel's whole-clip level, reconstruction minus input (dB, signed; median and mean) |
 
 Targets for the bundled ``small`` codec: angle error median <= 5 deg, W band error median <= 3 dB.
 
@@ -19,7 +20,8 @@ azimuth 60 deg; its W level error in dB and its direction error. Sound-effect te
 this is where a decoder that cannot overlap-add a steady phase shows itself (the first small codec lost 20 dB and
 more on every tone).
 
-Each clip's entry also holds ``input_diffuseness``, the broadband diffuseness of the input: the angle error grows with
+The band error is a median over all (clip, band) pairs, so a few clips that come back far too quiet hardly move it;
+``w_level_error_db`` shows them (its mean, or the per-clip values in the JSON). Each clip's entry also holds ``input_diffuseness``, the broadband diffuseness of the input: the angle error grows with
 it, since the broadband direction of a reverberant clip is the small net residue of its intensity (on the bundled
 codec's test split, median 3.7 deg for inputs below 0.5 and 21-32 deg above 0.8).
 
@@ -77,6 +79,8 @@ def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], 
     metrics["mel_distance"] = float(mel_distance(recon, foa, sr).mean())
     metrics["angle_error_deg"] = float(broadband_direction_error_deg(recon, foa))
     metrics["diffuseness_error"] = float(diffuseness_error(recon, foa))
+    metrics["w_level_error_db"] = 10.0 * math.log10((float(recon[0].square().sum()) + 1e-20)
+                                                    / max(float(foa[0].square().sum()), 1e-20))
     bands = third_octave_band_energy_error_db(recon[0], foa[0], sr, signed=True).numpy()
     metrics["w_band_error_db"] = float(np.nanmedian(np.abs(bands))) if np.isfinite(bands).any() else math.nan
     return metrics, bands, recon
@@ -223,7 +227,8 @@ def format_table(result: dict[str, Any]) -> str:
     s = result["summary"]
     rows = [("metric", "median", "mean")]
     for key in ([f"si_sdr_db_{c}" for c in CHANNELS]
-                + ["mrstft_distance", "mel_distance", "angle_error_deg", "diffuseness_error", "w_band_error_db"]):
+                + ["mrstft_distance", "mel_distance", "angle_error_deg", "diffuseness_error", "w_band_error_db",
+                   "w_level_error_db"]):
         rows.append((key, f"{s[f'{key}_median']:.3f}", f"{s[f'{key}_mean']:.3f}"))
     width = max(len(r[0]) for r in rows)
     lines = [(f"codec {result['model']} on {result['split']} ({result['clips_evaluated']} clips, "

@@ -494,6 +494,7 @@ def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examp
         assert 0.0 < clip["input_diffuseness"] < 0.5  # a plane wave plus a weaker diffuse tail
     assert s["w_band_error_db_median"] == pytest.approx(6.02, abs=1e-2)  # level errors are measured ...
     assert s["w_band_bias_db_median"] == pytest.approx(-6.02, abs=1e-2)  # ... with their sign: too quiet
+    assert s["w_level_error_db_mean"] == pytest.approx(-6.02, abs=1e-2)  # and so is the whole-clip level
     assert s["si_sdr_db_W_median"] > 60.0  # and SI-SDR ignores the gain
     assert list(result["steady_tones"]) == ["250_hz", "1000_hz"]  # 4 kHz is the Nyquist frequency at 8 kHz
     for tone in result["steady_tones"].values():  # the steady tones at azimuth 60, elevation 0: turned by 30 deg
