@@ -219,7 +219,7 @@ def make_codec_task(
     cache = FOAClipCache(data_dir, split_records(data_dir, "train"), sr, defaults["cache_mb"])
     dataset = FOACropDataset(cache, round(defaults["crop_seconds"] * sr), seed=config.seed)
     valid = load_valid_audio(data_dir, sr, defaults["valid_clips"], defaults["valid_seconds"])
-    loss = CodecLoss(loss_config)
+    loss = CodecLoss(loss_config, sample_rate=sr)
     task = CodecTask(model=model, train_dataset=dataset, valid_audio=valid, loss=loss, out_dir=config.out_dir)
     if loss.config.adversarial:
         task.discriminator = MultiScaleSTFTDiscriminator()
