@@ -27,6 +27,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -64,6 +65,7 @@ class FOACodecConfig:
     phase_advance: bool = False  # decoder phase relative to a steady sinusoid at each bin's centre
     steady_upsampling: bool = False  # decoder upsampling that keeps a steady latent steady
     cumulative_phase: bool = False  # decoder predicts phase increments per frame
+    head_hidden: int = 0  # width of the decoder's nonlinear residual head (0: none; stft_autoencoder doc)
     # output equaliser (stft arch), measured after training by calibrate_output_eq: gains in dB at frequencies in Hz,
     # interpolated over log frequency onto the decoder's bins (held constant beyond the ends); empty: none
     output_eq_hz: tuple[float, ...] = ()
@@ -140,6 +142,8 @@ class FOACodec(nn.Module, PretrainedMixin):
     init_ignored_fields = ("latent_scale", "output_eq_hz", "output_eq_db")  # measured after training
     # settings that leave the weights' shapes alone: fine-tuning may cross them
     init_overridable_fields = ("phase_advance", "steady_upsampling", "cumulative_phase")
+    # fields whose non-default value adds modules that start out as no-ops: a codec without them can be grown into one
+    init_growable_fields: ClassVar[dict[str, str]] = {"head_hidden": "decoder.head_mlp."}
 
     def __init__(self, config: FOACodecConfig):
         super().__init__()
@@ -156,7 +160,8 @@ class FOACodec(nn.Module, PretrainedMixin):
             self.decoder = STFTDecoder(frame_blocks=config.decoder_frame_blocks,
                                        latent_blocks=config.decoder_latent_blocks, phase_advance=config.phase_advance,
                                        steady_upsampling=config.steady_upsampling,
-                                       cumulative_phase=config.cumulative_phase, **kwargs)
+                                       cumulative_phase=config.cumulative_phase, head_hidden=config.head_hidden,
+                                       **kwargs)
             self.set_output_eq(config.output_eq_hz, config.output_eq_db)
             with torch.no_grad():  # start quiet (log magnitude -5) rather than at unit magnitude in every bin
                 bins = config.n_fft // 2 + 1

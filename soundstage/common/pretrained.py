@@ -73,6 +73,9 @@ class PretrainedMixin:
     pretrained_subfolder: ClassVar[str]
     init_ignored_fields: ClassVar[tuple[str, ...]] = ()  # config fields init_from_pretrained may take over
     init_overridable_fields: ClassVar[tuple[str, ...]] = ()  # may differ there too; this module's value is kept
+    # field -> state-dict prefix of the modules its non-default value adds, built to start as no-ops: a folder saved
+    # with the field off can be grown into a module with it on (the new modules keep their initial weights)
+    init_growable_fields: ClassVar[dict[str, str]] = {}
     config: Any
 
     def save_pretrained(self, path: str | Path) -> Path:
@@ -134,19 +137,25 @@ class PretrainedMixin:
         Config fields that describe the architecture must agree; those named in ``init_ignored_fields`` (values that
         training measures, like a codec's latent scale) are taken from the folder, and those in
         ``init_overridable_fields`` (settings that leave the weights' shapes alone, like the codec's phase
-        parametrisation) keep this module's value.
+        parametrisation) keep this module's value; so do ``init_growable_fields`` that are off in the folder, whose
+        added modules keep their initial weights.
         """
         source = type(self).from_pretrained(path)
-        ignored = self.init_ignored_fields + self.init_overridable_fields
         ours, theirs = config_to_dict(self.config), config_to_dict(source.config)
+        grown = {k: prefix for k, prefix in self.init_growable_fields.items() if ours[k] != theirs[k] and not theirs[k]}
+        ignored = self.init_ignored_fields + self.init_overridable_fields + tuple(grown)
         differ = sorted(k for k in ours if k not in ignored and ours[k] != theirs[k])
         if differ:
             raise FormatError(
                 f"{path} was built with a different config ({', '.join(f'{k}: {theirs[k]!r} vs {ours[k]!r}' for k in differ)}); "
                 "fine-tune it with the preset it was trained with"
             )
-        self.config = dataclasses.replace(source.config, **{k: getattr(self.config, k) for k in self.init_overridable_fields})
-        self.load_state_dict(source.state_dict())  # type: ignore[attr-defined]
+        kept = self.init_overridable_fields + tuple(grown)
+        self.config = dataclasses.replace(source.config, **{k: getattr(self.config, k) for k in kept})
+        state = source.state_dict()  # type: ignore[attr-defined]
+        state.update({k: v for k, v in self.state_dict().items()  # type: ignore[attr-defined]
+                      if any(k.startswith(prefix) for prefix in grown.values())})
+        self.load_state_dict(state)  # type: ignore[attr-defined]
 
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict(strict=True)`` whose error names the missing, unexpected and mis-shaped keys."""

@@ -247,6 +247,22 @@ def test_init_from_pretrained_copies_weights_and_refuses_another_architecture(tm
         wider.init_from_pretrained(tmp_path / "trained")
 
 
+def test_a_codec_grows_a_residual_head_that_starts_as_a_no_op(tmp_path: Path) -> None:
+    plain = tiny_codec(seed=1)
+    plain.save_pretrained(tmp_path / "plain")
+    torch.manual_seed(2)
+    grown = FOACodec(dataclasses.replace(CODEC_PRESETS["tiny"], head_hidden=32)).eval()
+    grown.init_from_pretrained(tmp_path / "plain")
+    assert grown.config.head_hidden == 32
+    foa = 0.1 * torch.randn(1, 4, 600)
+    with torch.no_grad():
+        assert torch.equal(grown.decode(grown.encode(foa)), plain.decode(plain.encode(foa)))
+    # the other way round is a different architecture: a head cannot be dropped silently
+    grown.save_pretrained(tmp_path / "grown")
+    with pytest.raises(FormatError, match="head_hidden"):
+        tiny_codec().init_from_pretrained(tmp_path / "grown")
+
+
 def test_encode_mean_is_deterministic_and_sampling_is_seeded() -> None:
     codec = tiny_codec()
     foa = 0.1 * torch.randn(2, 4, 1000)
