@@ -75,6 +75,8 @@ def _train(args: argparse.Namespace) -> None:
                       ("workers", "num_workers"), ("seed", "seed"), ("mixed_precision", "mixed_precision")):
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
+    if args.train_only:
+        values["train_only"] = tuple(args.train_only)
     config = TrainConfig(out_dir=args.out, **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
     task_options: dict[str, Any] = {}
     if args.loss:
@@ -182,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a field of the preset's model config, e.g. --set phase_advance=true "
                             "(repeatable)")
+    train.add_argument("--train-only", action="append", default=[], metavar="PREFIX",
+                       help="fine-tune only parameters whose names start with PREFIX, freezing the rest, e.g. "
+                            "--train-only decoder.head_mlp (repeatable)")
     train.set_defaults(handler=_train)
 
     ev = commands.add_parser("evaluate", help="evaluate a component: prints a table, writes JSON (+ plots)")

@@ -66,10 +66,12 @@ class TrainConfig:
     seed: int = 0
     mixed_precision: str = "no"  # "no" | "fp16" | "bf16" (accelerate)
     max_bad_steps: int = 20  # consecutive non-finite losses tolerated (skipped) before the run stops
+    train_only: tuple[str, ...] = ()  # parameter-name prefixes to train, the rest frozen (empty: train everything)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
         self.betas = tuple(self.betas)  # type: ignore[assignment]
+        self.train_only = tuple(self.train_only)
         for name in ("max_steps", "batch_size", "log_every", "validate_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -173,6 +175,24 @@ def check_model_config(model: nn.Module, out_dir: Path, resuming: bool) -> None:
     path.write_text(json.dumps(current, indent=2) + "\n")
 
 
+def freeze_all_but(model: torch.nn.Module, prefixes: tuple[str, ...]) -> int:
+    """Train only the parameters whose names start with one of ``prefixes``; returns how many values stay trainable.
+
+    Raises ``ValueError`` naming the model's top-level modules when a prefix matches no parameter (a typo would
+    otherwise freeze everything)."""
+    names = [name for name, _ in model.named_parameters()]
+    unmatched = [p for p in prefixes if not any(n.startswith(p) for n in names)]
+    if unmatched:
+        tops = sorted({n.split(".")[0] for n in names})
+        raise ValueError(f"--train-only {', '.join(unmatched)} matches no parameter; names start with: "
+                         f"{', '.join(tops)} (e.g. {names[0]})")
+    trainable = 0
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.startswith(prefixes))
+        trainable += param.numel() if param.requires_grad else 0
+    return trainable
+
+
 def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> Path:
     """Train ``task.model`` for ``config.max_steps`` steps; returns the folder of the exported EMA weights."""
     from accelerate import Accelerator
@@ -194,6 +214,8 @@ def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> 
     accelerator = Accelerator(log_with="tensorboard", project_dir=str(out_dir), mixed_precision=config.mixed_precision)
     set_seed(config.seed)
     model = task.model
+    if config.train_only:
+        freeze_all_but(model, config.train_only)
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],

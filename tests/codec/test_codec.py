@@ -390,14 +390,14 @@ def test_train_cli_passes_loss_and_model_overrides_to_the_task(tiny_data: Path, 
     seen = {}
 
     def fake_make(preset, data, config, loss_config=None, model_config=None):
-        seen.update(loss=loss_config, model=model_config)
+        seen.update(loss=loss_config, model=model_config, train_only=config.train_only)
         raise SystemExit(0)
 
     monkeypatch.setattr(codec_task, "make_codec_task", fake_make)
     with pytest.raises(SystemExit):
         cli.main(["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
-                  "--loss", "broadband_weight=2.5", "--set", "cumulative_phase=true"])
-    assert seen["loss"].broadband_weight == 2.5
+                  "--loss", "broadband_weight=2.5", "--set", "cumulative_phase=true", "--train-only", "decoder."])
+    assert seen["loss"].broadband_weight == 2.5 and seen["train_only"] == ("decoder.",)
     assert seen["model"] == dataclasses.replace(CODEC_PRESETS["tiny"], cumulative_phase=True)
     run = ["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run")]
     assert cli.main([*run, "--set", "latent_channels=many"]) == 2

@@ -125,3 +125,19 @@ def test_stream_sampler_is_a_pure_function_of_position() -> None:
     assert first[7:14] != [i + 7 for i in first[:7]]  # and reshuffles
     ranks = [[idx for _, idx in zip(range(5), StreamSampler(7, 3, rank=r, world_size=2))] for r in (0, 1)]
     assert sorted(ranks[0] + ranks[1]) == sorted(first[:10])
+
+
+def test_train_only_freezes_every_other_parameter_and_rejects_a_prefix_that_matches_nothing(tmp_path: Path) -> None:
+    task = ToyTask()
+    before = {k: v.clone() for k, v in task.model.state_dict().items()}
+    config = _config(tmp_path / "last", 2)
+    config.train_only = ("net.2",)
+    run_training(task, config)
+    after = task.model.state_dict()
+    assert torch.equal(after["net.0.weight"], before["net.0.weight"]) and torch.equal(after["net.0.bias"], before["net.0.bias"])
+    assert not torch.equal(after["net.2.weight"], before["net.2.weight"])
+    assert json.loads((tmp_path / "last" / "train_config.json").read_text())["train_only"] == ["net.2"]
+    config = _config(tmp_path / "typo", 2)
+    config.train_only = ("decoder.head",)
+    with pytest.raises(ValueError, match="decoder.head matches no parameter; names start with: net"):
+        run_training(ToyTask(), config)
