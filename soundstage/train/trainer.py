@@ -215,7 +215,9 @@ def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> 
     set_seed(config.seed)
     model = task.model
     if config.train_only:
-        freeze_all_but(model, config.train_only)
+        trainable = freeze_all_but(model, config.train_only)
+        logger.info("training %d of %d parameters (%s)", trainable, sum(p.numel() for p in model.parameters()),
+                    ", ".join(config.train_only))
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],
