@@ -20,14 +20,15 @@ azimuth 60 deg; its W level error in dB and its direction error. Sound-effect te
 this is where a decoder that cannot overlap-add a steady phase shows itself (the first small codec lost 20 dB and
 more on every tone).
 
-The band error is a median over all (clip, band) pairs, so a few clips that come back far too quiet hardly move it;
-``w_level_error_db`` shows them (its mean, or the per-clip values in the JSON). Each clip's entry also holds ``input_diffuseness``, the broadband diffuseness of the input: the angle error grows with
-it, since the broadband direction of a reverberant clip is the small net residue of its intensity (on the bundled
-codec's test split, median 3.7 deg for inputs below 0.5 and 21-32 deg above 0.8).
+The band error is a median over all (clip, band) pairs, so clips that come back far too quiet hardly move it;
+``w_level_error_db`` shows them (its mean, or the per-clip values in the JSON). Each clip's entry also holds
+``input_diffuseness``, the broadband diffuseness of the input: the angle error grows with it, since the broadband
+direction of a reverberant clip is the small net residue of its intensity (bundled codec, test split: median 3.7
+deg for inputs below 0.5, 21-32 deg above 0.8).
 
 With ``--out results.json`` it also writes ``results.png`` (angle error against the input's diffuseness, coloured by
-the room's T30; W band error by frequency) and ``results_examples/`` (input and reconstruction of the first clips, to listen to or analyse with
-``soundstage foa analyze``).
+the room's T30; W band error by frequency) and ``results_examples/`` (input and reconstruction of the first clips,
+to listen to or analyse with ``soundstage foa analyze``).
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@ Total loss (weights in :class:`CodecLossConfig`)::
 - **Log-mel** (``mel_weight``, off by default): L1 of log10 mel power at several resolutions. The bundled codec
   returns 31 % of the valid clips (beeps, chirps, horns, plucked and struck notes) more than 6 dB too quiet: their
   partials must sit in the right bins of a 2048-point STFT for MRSTFT to reward them. Relative to leaving a 1-kHz
-  tone out, MRSTFT charges the tone one bin off 17 % as much, the mel loss 7 % (tests/codec/test_codec.py), so mel bands
-  leave more to gain from a partial that is nearly right.
+  tone out, MRSTFT charges the tone one bin off 17 % as much, the mel loss 7 % (tests/codec/test_codec.py), so mel
+  bands leave more to gain from a partial that is nearly right. A 500-step fine-tune with it did not bring those
+  clips back: the decoder's linear head cannot form the peaks (stft_autoencoder module doc).
 - **KL** is the Gaussian KL to N(0, I), summed over latent channels and averaged over batch and frames. Its weight
   (1e-4 by default) only keeps the posterior tidy for diffusion; a larger one costs reconstruction, and
   ``latent_scale`` fixes the overall variance after training anyway.
@@ -49,7 +50,8 @@ class CodecLossConfig:
     hop_fractions: float = 0.5  # hop = fft size * this; 0.5 halves the loss's cost vs 0.25 (it is ~1/3 of a step)
     # floor added to magnitudes before the log (auraloss's eps). At 1e-8 near-silent bins dominate: an output exact
     # but for -80 dB noise where the input is digitally silent costs as much as a tone 6 dB too quiet. 1e-3 (about
-    # -70 dB re the dataset's level) is the candidate fix for muted tones, not yet trained (stft_autoencoder module doc)
+    # -70 dB re the dataset's level) fixes that, but fine-tunes with it did not bring muted tones back: their cause is
+    # the decoder's linear head (stft_autoencoder module doc)
     stft_log_eps: float = 1e-8
     band_energy_weight: float = 1.0  # |log10 energy ratio| per region: 0.3 = 3 dB; same order as MRSTFT
     band_energy_n_fft: int = 1024

@@ -38,6 +38,15 @@ scratch they did *not* bring tones back, and within this machine's budget they t
   constant latent decodes into frames whose phase alternates; with the flag both frames use the mean of the two taps
   (same parameter shapes, so older weights load).
 
+Measured (4,000 steps from scratch on one core each, test split): advance + steady upsampling 19.9 deg direction
+error median / 3.78 dB W band error; all three 14.1 deg / 3.70 dB; the bundled codec without them (6,000 steps)
+8.45 deg / 3.14 dB. The runs' validation curves were still falling at 4,000 steps, so an equal-budget comparison is
+open (``benchmarks/results/codec_small/phase_options/``). Tones still came back 45-80 dB down with every option:
+the loss is in the magnitudes, not the phase (with noise added to a tone, the noise comes back and the tone does
+not), i.e. the decoder does not learn narrow spectral peaks from this data in this budget. Nor did a log floor
+of 1e-3 in the MRSTFT loss (``CodecLossConfig.stft_log_eps``, which does stop near-silent bins from dominating) or
+a log-mel term, in fine-tunes of 500-1,000 steps. The cause is the head (next paragraph).
+
 **Head rank** (``head_hidden``, off in the presets). The bundled codec returns 31 % of the valid clips (beeps,
 chirps, horns, plucked and struck notes) more than 6 dB too quiet, and their direction error is twice the others'
 (median 11.9 vs 5.0 deg). Probes on a Morse-code beep (750 Hz, 31.6 dB peak in its STFT bin), each optimising one
@@ -53,16 +62,6 @@ the pitch. Across the dataset it has not been learned yet: grown onto the bundle
 steps on one core (47 min, everything trained at lr 3e-4; or 40 min, only the head at lr 1e-3 with
 ``--train-only decoder.head_mlp``), the full valid split reads 6.24 / 6.23 deg (bundled 6.19) with the same 38
 clips still more than 6 dB too quiet. So it stays off in the presets; longer (GPU-scale) training is the next test.
-
-Measured (4,000 steps from scratch on one core each, test split): advance + steady upsampling 19.9 deg direction
-error median / 3.78 dB W band error; all three 14.1 deg / 3.70 dB; the bundled codec without them (6,000 steps)
-8.45 deg / 3.14 dB. The runs' validation curves were still falling at 4,000 steps, so an equal-budget comparison is
-open (``benchmarks/results/codec_small/phase_options/``). Tones still came back 45-80 dB down with every option:
-the loss is in the magnitudes, not the phase (with noise added to a tone, the noise comes back and the tone does
-not), i.e. the decoder does not learn narrow spectral peaks from this data in this budget. Probes point at the
-loss: with the phase set right and only the magnitudes trained, MRSTFT alone still pushes a 1-kHz tone's bins *down*,
-because its log term (auraloss's ``eps`` 1e-8) is dominated by near-silent bins
-(``CodecLossConfig.stft_log_eps``; ``--loss stft_log_eps=1e-3`` is the untried remedy).
 """
 
 from __future__ import annotations
