@@ -59,8 +59,12 @@ narrow peak at an arbitrary bin. ``head_hidden > 0`` adds a nonlinear residual h
 output starts at zero, so the bundled decoder can be grown into it (``--init-from small --set head_hidden=1024``).
 Trained alone on that one beep, such a head brings it back in 50 steps (level -23.3 -> -0.7 dB), but that is
 memorisation: trained (alone, 300 steps of 4 crops) on the 164 train clips whose captions name a pitched source, its
-loss hardly moves and the 38 such valid clips gain 1 dB (-10.3 -> -9.2 dB median), so whether the latents (8 values
-per STFT frame) carry pitch in a usable form is open. Grown onto the bundled codec and fine-tuned for 1,500
+loss hardly moves and the 38 such valid clips gain 1 dB (-10.3 -> -9.2 dB median). The latents hold little pitch:
+a quadratic ridge regression from 5 latent frames to the W spectrum's peak frequency (frames with a peak 25 dB over
+the frame's median; 22,497 train / 4,616 valid frames of those clips) misses by 6.3 semitones (median; 13.6 for
+always guessing the mean), within a semitone for 9 %. An encoder trained beside a head that could not use pitch
+had no reason to keep it, so the head and the encoder must learn it together. Grown onto the bundled codec and
+fine-tuned for 1,500
 steps on one core (47 min, everything trained at lr 3e-4; or 40 min, only the head at lr 1e-3 with
 ``--train-only decoder.head_mlp``), the full valid split reads 6.24 / 6.23 deg (bundled 6.19) with the same 38
 clips still more than 6 dB too quiet. So it stays off in the presets; longer (GPU-scale) training is the next test.
