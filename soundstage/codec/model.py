@@ -100,6 +100,9 @@ class FOACodecConfig:
                 raise ValueError(f"output_eq_hz must be positive and increasing, got {self.output_eq_hz}")
             if self.arch != "stft":
                 raise ValueError("output_eq_hz/output_eq_db apply to the stft architecture only")
+        if self.head_hidden < 0 or (self.head_hidden and self.arch != "stft"):
+            raise ValueError(f"head_hidden must be >= 0 (0: no residual head) and is for the stft architecture only, "
+                             f"got {self.head_hidden} with arch {self.arch!r}")
         if self.arch == "stft":
             ratio = self.hop // self.stft_hop
             if self.hop % self.stft_hop or ratio & (ratio - 1):

@@ -257,6 +257,8 @@ def test_a_codec_grows_a_residual_head_that_starts_as_a_no_op(tmp_path: Path) ->
     foa = 0.1 * torch.randn(1, 4, 600)
     with torch.no_grad():
         assert torch.equal(grown.decode(grown.encode(foa)), plain.decode(plain.encode(foa)))
+    with pytest.raises(ValueError, match="head_hidden must be >= 0"):
+        dataclasses.replace(CODEC_PRESETS["tiny"], head_hidden=-1)
     # the other way round is a different architecture: a head cannot be dropped silently
     grown.save_pretrained(tmp_path / "grown")
     with pytest.raises(FormatError, match="head_hidden"):
