@@ -48,13 +48,14 @@ from soundstage.common.audio import load_audio, save_audio
 from soundstage.data.manifest import split_records
 from soundstage.foa import diffuseness, encode_mono
 from soundstage.metrics.audio_metrics import (
+    level_error_db,
     mel_distance,
     multi_resolution_stft_distance,
     si_sdr,
     third_octave_band_energy_error_db,
     third_octave_centers,
 )
-from soundstage.metrics.spatial_metrics import broadband_direction_error_deg, diffuseness_error
+from soundstage.metrics.spatial_metrics import broadband_direction_error_deg
 
 from .model import FOACodec
 
@@ -79,9 +80,9 @@ def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], 
     metrics["mrstft_distance"] = float(multi_resolution_stft_distance(recon, foa).mean())
     metrics["mel_distance"] = float(mel_distance(recon, foa, sr).mean())
     metrics["angle_error_deg"] = float(broadband_direction_error_deg(recon, foa))
-    metrics["diffuseness_error"] = float(diffuseness_error(recon, foa))
-    metrics["w_level_error_db"] = 10.0 * math.log10((float(recon[0].square().sum()) + 1e-20)
-                                                    / max(float(foa[0].square().sum()), 1e-20))
+    metrics["input_diffuseness"] = float(diffuseness(foa, 512, 256))
+    metrics["diffuseness_error"] = abs(float(diffuseness(recon, 512, 256)) - metrics["input_diffuseness"])
+    metrics["w_level_error_db"] = level_error_db(recon[0], foa[0])
     bands = third_octave_band_energy_error_db(recon[0], foa[0], sr, signed=True).numpy()
     metrics["w_band_error_db"] = float(np.nanmedian(np.abs(bands))) if np.isfinite(bands).any() else math.nan
     return metrics, bands, recon
@@ -106,8 +107,7 @@ def steady_tone_check(
         foa = torch.from_numpy(encode_mono(mono, azimuth_deg, 0.0)).float()
         recon = reconstruct(codec, foa).cpu()  # encode moves the input to the codec's device
         inner, inner_recon = foa[:, edge:-edge], recon[:, edge:-edge]
-        level = 10.0 * math.log10((float(inner_recon[0].square().sum()) + 1e-20) / float(inner[0].square().sum()))
-        results[f"{f:g}_hz"] = {"level_error_db": level,
+        results[f"{f:g}_hz"] = {"level_error_db": level_error_db(inner_recon[0], inner[0]),
                                 "angle_error_deg": float(broadband_direction_error_deg(inner_recon, inner))}
     return results
 
@@ -148,8 +148,7 @@ def evaluate_codec(
         metrics, bands, recon = clip_metrics(codec, foa)
         all_bands.append(bands)
         seconds += audio.shape[1] / codec.sample_rate
-        clips.append({"path": record["path"], "t30_s": record["t30_s"],
-                      "input_diffuseness": float(diffuseness(foa.cpu(), 512, 256)), **metrics})
+        clips.append({"path": record["path"], "t30_s": record["t30_s"], **metrics})
         if example_dir is not None and i < examples:
             name = Path(record["path"]).stem
             save_audio(example_dir / f"{name}_input.wav", audio, codec.sample_rate)

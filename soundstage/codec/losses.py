@@ -95,27 +95,22 @@ class MultiChannelSTFTLoss(nn.Module):
 class LogMelLoss(nn.Module):
     """Mean ``|log10 mel_pred - log10 mel_target|`` of ``(B, C, T)`` audio over channels, bands, frames and FFT sizes.
 
-    Hop ``n_fft // 4``; ``n_mels`` HTK filters (fewer for small FFTs, so that none is empty); a floor 80 dB below
-    each item's loudest mel bin keeps digital silence from dominating.
+    Each resolution is a ``soundstage.metrics.audio_metrics.mel_power_spectrogram``; a floor 80 dB below each item's
+    loudest mel bin keeps digital silence from dominating.
     """
 
     def __init__(self, sample_rate: int, fft_sizes: tuple[int, ...] = (2048, 1024, 512), n_mels: int = 80):
         super().__init__()
-        from soundstage.metrics.audio_metrics import mel_filterbank
-
-        self.fft_sizes = tuple(fft_sizes)
-        for n_fft in self.fft_sizes:
-            self.register_buffer(f"bank_{n_fft}", mel_filterbank(sample_rate, n_fft, min(n_mels, n_fft // 8)),
-                                 persistent=False)
+        self.sample_rate, self.fft_sizes, self.n_mels = sample_rate, tuple(fft_sizes), n_mels
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from soundstage.metrics.audio_metrics import mel_power_spectrogram
+
         b, c, t = pred.shape
-        both = torch.cat((pred, target)).reshape(2 * b * c, t)
+        both = torch.cat((pred, target)).reshape(2, b * c, t)
         total = pred.new_zeros(())
         for n_fft in self.fft_sizes:
-            window = torch.hann_window(n_fft, device=pred.device, dtype=pred.dtype)
-            power = torch.stft(both, n_fft, n_fft // 4, window=window, return_complex=True).abs().square()
-            mel = torch.einsum("mf,sfn->smn", getattr(self, f"bank_{n_fft}").to(power), power).reshape(2, b * c, -1)
+            mel = mel_power_spectrogram(both, self.sample_rate, n_fft, self.n_mels).flatten(-2)  # (2, B * C, bins)
             floor = mel[1].amax(-1, keepdim=True) * 1e-8 + 1e-12
             total = total + (torch.log10(mel[0] + floor) - torch.log10(mel[1] + floor)).abs().mean()
         return total / len(self.fft_sizes)

@@ -57,6 +57,13 @@ def _power_spectrogram(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
     return spec.abs().square().reshape(*lead, *spec.shape[-2:])
 
 
+def mel_power_spectrogram(x: torch.Tensor, sample_rate: int, n_fft: int, n_mels: int = 80) -> torch.Tensor:
+    """Mel power ``(..., mels, frames)`` of ``(..., T)`` audio: hop ``n_fft // 4``, ``min(n_mels, n_fft // 8)`` HTK
+    filters from 0 Hz to Nyquist (fewer for small FFTs, so that none is empty). Differentiable."""
+    bank = mel_filterbank(sample_rate, n_fft, min(n_mels, n_fft // 8)).to(x)
+    return torch.einsum("mf,...fn->...mn", bank, _power_spectrogram(x, n_fft, n_fft // 4))
+
+
 @numpy_in_numpy_out
 def mel_distance(
     estimate: torch.Tensor,
@@ -67,17 +74,21 @@ def mel_distance(
 ) -> torch.Tensor:
     """Mean absolute difference of log10 mel power spectrograms, averaged over resolutions: ``(...)``.
 
-    Each resolution uses hop ``n_fft // 4`` and ``n_mels`` filters from 0 Hz to Nyquist (fewer for small FFTs, so no
-    filter is empty). 0 for identical inputs; 1 means a factor of 10 in power on average.
+    Each resolution is a :func:`mel_power_spectrogram`. 0 for identical inputs; 1 means a factor of 10 in power on
+    average.
     """
     estimate, reference = as_tensor(estimate), as_tensor(reference)
     total = torch.zeros(estimate.shape[:-1])
     for n_fft in fft_sizes:
-        bank = mel_filterbank(sample_rate, n_fft, min(n_mels, n_fft // 8)).to(estimate.device)
-        mel_e = torch.einsum("mf,...fn->...mn", bank, _power_spectrogram(estimate, n_fft, n_fft // 4))
-        mel_r = torch.einsum("mf,...fn->...mn", bank, _power_spectrogram(reference, n_fft, n_fft // 4))
+        mel_e = mel_power_spectrogram(estimate, sample_rate, n_fft, n_mels)
+        mel_r = mel_power_spectrogram(reference, sample_rate, n_fft, n_mels)
         total = total + (torch.log10(mel_e + 1e-7) - torch.log10(mel_r + 1e-7)).abs().mean((-1, -2)).cpu()
     return total / len(fft_sizes)
+
+
+def level_error_db(estimate: torch.Tensor, reference: torch.Tensor) -> float:
+    """Whole-signal level of ``estimate`` relative to ``reference`` in dB (signed: below 0 it is too quiet)."""
+    return 10.0 * math.log10((float(estimate.square().sum()) + 1e-20) / max(float(reference.square().sum()), 1e-20))
 
 
 @numpy_in_numpy_out
