@@ -12,16 +12,20 @@ zero-lag correlation of W with X, Y and Z, so it can be sent exactly with three 
   ``DIRECTION_GAIN * d`` into its last three latent channels (posterior mean; a small fixed posterior std).
 - **decoder side**, :func:`impose_frame_direction`: whatever the network decoded, X, Y and Z get a smoothly varying
   multiple of the decoded W added, ``v_c += g_c(t) w`` (``g_c`` linear between latent-frame centres), with ``g``
-  solved so that every frame's regression coefficient equals the latent's. Adding W to X/Y/Z is panning, so the
-  correction moves intensity and nothing else, and W is untouched.
+  solved so that every frame's regression coefficient (without the floor) equals the latent's. Adding W to X/Y/Z
+  is panning, so the correction moves intensity and nothing else, and W is untouched.
 
-The clip's net intensity is then ``sum_n d(n) (E_w(n) + floor)`` with the decoded frame energies ``E_w(n)``, so its
+The clip's net intensity is then ``sum_n d(n) E_w(n)`` with the decoded frame energies ``E_w(n)``, so its
 direction is right as far as the decoded W's level over time is; the network's own errors no longer count. For a
 diffusion model the three channels are an explicit, low-rate direction track (a static source is a constant), the
 part of the latent that a spatial prompt should steer.
 
-Grafted onto the bundled codec without training (the three least used channels repurposed, the decoder's weights
-from them zeroed), the test split's median direction error went from 8.96 deg to 3.03 deg.
+Grafted onto the previously bundled codec (its three least used channels repurposed, the decoder's weights from them
+zeroed: :meth:`FOACodec.repurpose_as_direction_latents`), the test split's median direction error went from 8.96 to
+3.03 deg with no training, and to 2.08 deg after a 1,500-step fine-tune (the bundled codec; W band error 2.72 dB).
+Per input diffuseness (test): 0.8 deg median below 0.5, 4.0 at 0.7-0.8, 17.8 above 0.9 (3.7 / 11.5 / 31.7 before);
+what is left comes from the decoded W's level over time and from the metric's STFT window, which weights the samples
+within a latent frame unevenly.
 """
 
 from __future__ import annotations

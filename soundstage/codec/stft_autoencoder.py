@@ -49,25 +49,25 @@ a log-mel term, in fine-tunes of 500-1,000 steps. The cause is the head (next pa
 
 **Head rank** (``head_hidden``, off in the presets). The bundled codec returns 31 % of the valid clips (beeps,
 chirps, horns, plucked and struck notes) more than 6 dB too quiet, and their direction error is twice the others'
-(median 11.9 vs 5.0 deg). Probes on a Morse-code beep (750 Hz, 31.6 dB peak in its STFT bin), each optimising one
-stage of the trained decoder's input for 300 Adam steps with the training loss and everything after it fixed:
-free per-bin head outputs reach the peak in 100 steps (31.7 dB, level error 0.0 dB), so the loss, the phase and the
-inverse STFT can all make it; free 192-dim features after the last LayerNorm do not (0.3 dB, level -2.4 dB), nor
-do free features before it (-1.1 dB, level -15.5 dB), nor free latents (-0.5 dB, level -27.6 dB). The per-frame
-spectrum is a linear map of 192 features (8 x 513 outputs), and the trained map spans smooth envelopes, not a
-narrow peak at an arbitrary bin. ``head_hidden > 0`` adds a nonlinear residual head (1x1 conv, GELU, 1x1 conv) whose
-output starts at zero, so the bundled decoder can be grown into it (``--init-from small --set head_hidden=1024``).
-Trained alone on that one beep, such a head brings it back in 50 steps (level -23.3 -> -0.7 dB), but that is
-memorisation: trained (alone, 300 steps of 4 crops) on the 164 train clips whose captions name a pitched source, its
-loss hardly moves and the 38 such valid clips gain 1 dB (-10.3 -> -9.2 dB median). The latents hold little pitch:
-a quadratic ridge regression from 5 latent frames to the W spectrum's peak frequency (frames with a peak 25 dB over
-the frame's median; 22,497 train / 4,616 valid frames of those clips) misses by 6.3 semitones (median; 13.6 for
-always guessing the mean), within a semitone for 9 %. An encoder trained beside a head that could not use pitch
-had no reason to keep it, so the head and the encoder must learn it together. Grown onto the bundled codec and
-fine-tuned for 1,500
-steps on one core (47 min, everything trained at lr 3e-4; or 40 min, only the head at lr 1e-3 with
-``--train-only decoder.head_mlp``), the full valid split reads 6.24 / 6.23 deg (bundled 6.19) with the same 38
-clips still more than 6 dB too quiet. So it stays off in the presets; longer (GPU-scale) training is the next test.
+(median 5.0 vs 2.3 deg; 11.9 vs 5.0 before direction latents). Measured before direction latents: probes on a
+Morse-code beep (750 Hz, 31.6 dB peak in its STFT bin), each optimising one stage of the trained decoder's input for
+300 Adam steps with the training loss and everything after it fixed: free per-bin head outputs reach the peak in 100
+steps (31.7 dB, level error 0.0 dB), so the loss, the phase and the inverse STFT can all make it; free 192-dim
+features after the last LayerNorm do not (0.3 dB, level -2.4 dB), nor do free features before it (-1.1 dB, level
+-15.5 dB), nor free latents (-0.5 dB, level -27.6 dB). The per-frame spectrum is a linear map of 192 features (8 x
+513 outputs), and the trained map spans smooth envelopes, not a narrow peak at an arbitrary bin. ``head_hidden > 0``
+adds a nonlinear residual head (1x1 conv, GELU, 1x1 conv) whose output starts at zero, so the bundled decoder can be
+grown into it (``--init-from small --set head_hidden=1024``). Trained alone on that one beep, such a head brings it
+back in 50 steps (level -23.3 -> -0.7 dB), but that is memorisation: trained (alone, 300 steps of 4 crops) on the
+164 train clips whose captions name a pitched source, its loss hardly moves and the 38 such valid clips gain 1 dB
+(-10.3 -> -9.2 dB median). The latents hold little pitch: a quadratic ridge regression from 5 latent frames to the W
+spectrum's peak frequency (frames with a peak 25 dB over the frame's median; 22,497 train / 4,616 valid frames of
+those clips) misses by 6.3 semitones (median; 13.6 for always guessing the mean), within a semitone for 9 %. An
+encoder trained beside a head that could not use pitch had no reason to keep it, so the head and the encoder must
+learn it together. Grown onto the bundled codec and fine-tuned for 1,500 steps on one core (47 min, everything
+trained at lr 3e-4; or 40 min, only the head at lr 1e-3 with ``--train-only decoder.head_mlp``), the full valid
+split reads 6.24 / 6.23 deg (the codec then bundled: 6.19) with the same 38 clips still more than 6 dB too quiet. So
+it stays off in the presets; longer (GPU-scale) training is the next test.
 """
 
 from __future__ import annotations
