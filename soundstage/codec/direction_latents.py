@@ -33,7 +33,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-VECTOR_CHANNELS = (3, 1, 2)  # AmbiX indices of x, y, z
+from .stft_autoencoder import VECTOR_CHANNELS  # AmbiX indices of x, y, z
+
 NUM_DIRECTION_CHANNELS = 3
 DIRECTION_GAIN = 3.0  # latent value per unit regression coefficient: puts the channels near the others' spread
 DIRECTION_STD = 0.03  # fixed posterior std of the direction channels (unscaled latent units)
