@@ -5,6 +5,7 @@ Angles are degrees: azimuth 0 = front (+x), +90 = left (+y); elevation +90 = up.
 
 from .decode import decode_binaural, decode_stereo
 from .encoding import (
+    XYZ,
     ambix_to_fuma,
     direction_vector,
     encode_mono,
@@ -23,8 +24,12 @@ from .intensity import (
     intensity_vectors,
 )
 from .rotation import rotate_foa, rotation_matrix
+from .validation import FOAInputError, check_foa
 
 __all__ = [
+    "XYZ",
+    "FOAInputError",
+    "check_foa",
     "ambix_to_fuma",
     "broadband_doa",
     "decode_binaural",

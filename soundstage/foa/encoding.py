@@ -11,6 +11,7 @@ import torch
 from ._compat import as_tensor, numpy_in_numpy_out
 
 W, Y, Z, X = 0, 1, 2, 3  # ACN channel indices
+XYZ = (X, Y, Z)  # channels of the x, y, z components, in that order
 FUMA_W_SCALE = 2.0**-0.5  # FuMa's W is attenuated by 1/sqrt(2) relative to SN3D
 
 
