@@ -22,9 +22,9 @@ import numpy as np
 from results_io import write_results  # benchmarks/results_io.py (the script's folder)
 
 from soundstage.common.audio import load_audio
-from soundstage.data.manifest import read_manifest, wrap_azimuth
-from soundstage.data.rooms import RirBank, direct_path_doa, great_circle_deg
-from soundstage.foa import broadband_doa
+from soundstage.data.manifest import read_manifest
+from soundstage.data.rooms import RirBank, direct_path_doa
+from soundstage.foa import broadband_doa, great_circle_deg, wrap_degrees
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def clip_errors(folder: Path, records: list[dict[str, Any]]) -> list[dict[str, f
         azimuth, elevation = (float(v) for v in broadband_doa(foa))
         rows.append({
             "great_circle_deg": great_circle_deg(azimuth, elevation, record["azimuth_deg"], record["elevation_deg"]),
-            "azimuth_error_deg": wrap_azimuth(azimuth - record["azimuth_deg"]),
+            "azimuth_error_deg": wrap_degrees(azimuth - record["azimuth_deg"]),
             "elevation_error_deg": elevation - record["elevation_deg"],
             "t30_s": float(record["t30_s"]),
         })

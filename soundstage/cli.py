@@ -41,17 +41,17 @@ def _data_spatialize(args: argparse.Namespace) -> None:
 
 
 def _foa(args: argparse.Namespace) -> None:
-    from soundstage.foa import files
+    from soundstage import foa_files
 
     if args.foa_command == "analyze":
-        for key, value in files.analyze_foa_file(args.file, plot=args.plot).items():
+        for key, value in foa_files.analyze_foa_file(args.file, plot=args.plot).items():
             print(f"{key:>14}: {value:.3f}")
     elif args.foa_command == "preview":
-        print(files.render_preview(args.file, args.out, kind=args.kind))
+        print(foa_files.render_preview(args.file, args.out, kind=args.kind))
     elif args.foa_command == "convert":
-        print(files.convert_foa_file(args.file, args.out, to=args.to))
+        print(foa_files.convert_foa_file(args.file, args.out, to=args.to))
     else:
-        print(files.rotate_foa_file(args.file, args.out, yaw=args.yaw, pitch=args.pitch, roll=args.roll))
+        print(foa_files.rotate_foa_file(args.file, args.out, yaw=args.yaw, pitch=args.pitch, roll=args.roll))
 
 
 def _train(args: argparse.Namespace) -> None:

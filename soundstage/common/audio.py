@@ -24,11 +24,6 @@ class AudioInfo:
     num_frames: int
     channels: int
 
-    @property
-    def seconds(self) -> float:
-        return self.num_frames / self.sample_rate
-
-
 def audio_info(path: str | Path) -> AudioInfo:
     """Header facts of an audio file; raises AudioError when the file is not readable audio."""
     try:
@@ -96,9 +91,3 @@ def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: s
     tmp = path.with_name(path.name + ".part")
     sf.write(str(tmp), audio.T, int(sample_rate), subtype=subtype, format=path.suffix.lstrip(".").upper())
     tmp.replace(path)  # atomic: a killed writer never leaves a truncated file under the final name
-
-
-def rms_db(audio: np.ndarray) -> float:
-    """Root-mean-square level in dBFS of all samples (-inf for digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
-    return 20.0 * np.log10(rms) if rms > 0 else float("-inf")

@@ -33,7 +33,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .manifest import wrap_azimuth
+from soundstage.foa import wrap_degrees
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Rephraser(Protocol):
 
 def direction_word(azimuth_deg: float) -> str:
     """One of the 8 direction words for an azimuth in degrees (0 = front, +90 = left)."""
-    az = wrap_azimuth(azimuth_deg)
+    az = wrap_degrees(float(azimuth_deg))
     if abs(az) <= 35.0:
         return "front"
     if abs(az) >= 145.0:
@@ -264,24 +264,3 @@ def spatial_caption(
     """
     words = spatial_words(azimuth_deg, elevation_deg, distance_m, floor_area_m2, t30_s)
     return caption_from_words(caption, words, rng=rng, phrasing=phrasing, rephraser=rephraser)
-
-
-NONSPATIAL_PHRASINGS: tuple[Callable[[str], str], ...] = (
-    lambda s: f"{s}.",
-    lambda s: f"Omnidirectional recording: {_lower_first(s)}.",
-    lambda s: f"{s}, with no particular direction.",
-    lambda s: f"{s}, heard without spatial cues.",
-)
-
-
-def nonspatial_caption(caption: str, rng: np.random.Generator | int | None = None) -> str:
-    """A caption variant with no spatial words, for non-spatial (omnidirectional) training items.
-
-    With ``rng=None`` this is the cleaned semantic caption ("A dog barks."); with a generator or seed, one of a few
-    neutral phrasings that say the sound carries no direction.
-    """
-    clause = _clause(caption)
-    if rng is None:
-        return NONSPATIAL_PHRASINGS[0](clause)
-    generator = _as_rng(rng)
-    return NONSPATIAL_PHRASINGS[int(generator.integers(len(NONSPATIAL_PHRASINGS)))](clause)

@@ -11,11 +11,10 @@ manifest and skip log are rewritten atomically at the end, so an interrupted run
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import struct
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,11 +100,6 @@ class CorpusReport:
     per_class: Counter[str] = field(default_factory=Counter)
     per_group: Counter[str] = field(default_factory=Counter)  # per package (sfx) or per CSV (import)
     seconds_per_class: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def per_package(self) -> Counter[str]:
-        """Clips per Debian package (the sfx corpus's groups)."""
-        return self.per_group
 
     @property
     def num_skipped(self) -> int:
@@ -432,11 +426,3 @@ def write_corpus(
             builder.add(item)
     return builder.finish()
 
-
-
-def iter_jsonl(path: Path) -> Iterator[dict]:
-    """Read a JSON-lines file such as ``skipped.jsonl``."""
-    with Path(path).open() as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)

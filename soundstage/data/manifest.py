@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from soundstage.foa import wrap_degrees
+
 MANIFEST_NAME = "manifest.jsonl"
 
 COMMON_KEYS = ("path", "sample_rate", "num_frames", "caption", "source", "licence")
@@ -32,17 +34,12 @@ class ManifestError(ValueError):
     """A manifest or a record in it that fails validation; the message names the file and line."""
 
 
-def wrap_azimuth(azimuth_deg: float) -> float:
-    """Wrap an azimuth in degrees to [-180, 180)."""
-    return (float(azimuth_deg) + 180.0) % 360.0 - 180.0
-
-
 def check_attribute(name: str, value: float, tolerance: float = 1e-6) -> float:
     """Return ``value`` if it lies in the DESIGN.md range of ``name``; otherwise raise naming the valid range."""
     if name == "azimuth_deg":
         if not math.isfinite(value):
             raise ValueError(f"azimuth_deg must be a finite number of degrees, got {value}")
-        return wrap_azimuth(value)
+        return wrap_degrees(value)
     low, high = ATTRIBUTE_RANGES[name]
     if not (math.isfinite(value) and low - tolerance <= value <= high + tolerance):
         raise ValueError(f"{name}={value} is out of range; valid range is [{low}, {high}]")
@@ -132,9 +129,3 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     tmp.replace(path)
 
-
-def append_record(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one record and flush it, for resumable jobs that write as they go."""
-    with Path(path).open("a") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()

@@ -35,7 +35,9 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .manifest import ATTRIBUTE_RANGES, SPLITS, wrap_azimuth
+from soundstage.foa import great_circle_deg, wrap_degrees
+
+from .manifest import ATTRIBUTE_RANGES, SPLITS
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ class RoomSpec:
     @property
     def azimuth_deg(self) -> float:
         x, y, _ = self.offset_m
-        return wrap_azimuth(math.degrees(math.atan2(y, x)))
+        return wrap_degrees(math.degrees(math.atan2(y, x)))
 
     @property
     def elevation_deg(self) -> float:
@@ -278,7 +280,7 @@ def direct_path_doa(foa_rir: np.ndarray, sample_rate: int, half_window_ms: float
     segment = foa_rir[:, max(0, peak - half) : peak + half + 1].astype(np.float64)
     w, y, z, x = segment
     intensity = np.array([np.dot(w, x), np.dot(w, y), np.dot(w, z)])
-    azimuth = wrap_azimuth(math.degrees(math.atan2(intensity[1], intensity[0])))
+    azimuth = wrap_degrees(math.degrees(math.atan2(intensity[1], intensity[0])))
     elevation = math.degrees(math.atan2(intensity[2], math.hypot(intensity[0], intensity[1])))
     return azimuth, elevation, peak
 
@@ -291,13 +293,6 @@ def measure_drr(foa_rir: np.ndarray, sample_rate: int, direct_index: int, half_w
     direct = float(np.sum(w[lo:hi] ** 2))
     reverberant = float(np.sum(w[:lo] ** 2) + np.sum(w[hi:] ** 2))
     return 10.0 * math.log10(max(direct, 1e-30) / max(reverberant, 1e-30))
-
-
-def great_circle_deg(az1: float, el1: float, az2: float, el2: float) -> float:
-    """Angle in degrees between two directions given in degrees."""
-    a1, e1, a2, e2 = map(math.radians, (az1, el1, az2, el2))
-    cosine = math.sin(e1) * math.sin(e2) + math.cos(e1) * math.cos(e2) * math.cos(a1 - a2)
-    return math.degrees(math.acos(max(-1.0, min(1.0, cosine))))
 
 
 # --------------------------------------------------------------------------------------------------------------

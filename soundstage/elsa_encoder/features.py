@@ -10,12 +10,11 @@ single bins. A rotation of the scene rotates these vectors exactly (W and the en
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from soundstage.foa import foa_stft, intensity_from_stft, rotation_matrix
+from soundstage.foa.encoding import W
 
 from .config import ELSAConfig
 
@@ -55,7 +54,7 @@ class FOAFeatures(nn.Module):
         spec = foa_stft(foa, self.n_fft, self.hop_length)  # (B, 4, F, N)
         active, reactive, energy = intensity_from_stft(spec)
         filters = self.filters.to(foa.dtype)
-        mel_power = torch.einsum("bfn,fm->bmn", spec[:, 0].abs().square(), filters)
+        mel_power = torch.einsum("bfn,fm->bmn", spec[:, W].abs().square(), filters)
         band_energy = torch.einsum("bfn,fm->bmn", energy, filters)
         band_vectors = torch.einsum("bcfn,fm->bcmn", torch.cat((active, reactive), dim=1), filters)
         # A relative floor keeps near-silent bands of a loud clip at ~0 instead of amplifying their noise.
@@ -104,11 +103,3 @@ def min_samples(config: ELSAConfig) -> int:
     """Shortest audio the encoder takes without padding (reflect padding of the STFT and one frame per pooling)."""
     return max(config.n_fft // 2 + 1, (config.min_frames - 1) * config.hop_length + 1)
 
-
-def frames_for(num_samples: int, hop_length: int) -> int:
-    """STFT frames of a centered transform."""
-    return 1 + num_samples // hop_length
-
-
-def seconds_to_frames(seconds: float, config: ELSAConfig) -> int:
-    return max(config.min_frames, math.ceil(seconds * config.sample_rate / config.hop_length))

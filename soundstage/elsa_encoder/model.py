@@ -23,14 +23,23 @@ from soundstage.common.audio import resample
 from soundstage.common.pretrained import PretrainedMixin
 from soundstage.common.text_encoder import FrozenTextEncoder, check_texts, masked_mean
 from soundstage.data.manifest import ATTRIBUTE_RANGES
-from soundstage.foa import vector_to_angles
+from soundstage.foa import FOAInputError, check_foa, vector_to_angles
 
 from .config import ELSAConfig
 from .features import FOAFeatures, intensity_summary, min_samples, scale_logmel
 
 
-class ELSAInputError(ValueError):
-    """Audio the encoder cannot take: not 4-channel FOA, empty, non-finite, or with an invalid sample rate."""
+class ELSAInputError(FOAInputError):
+    """Audio the encoder cannot take: what :func:`~soundstage.foa.check_foa` refuses, or an invalid sample rate."""
+
+
+def _whole_hertz(sample_rate: Any) -> int:
+    """``sample_rate`` as a positive int (a whole-valued float is accepted); ELSAInputError otherwise."""
+    if isinstance(sample_rate, (float, np.floating)) and float(sample_rate).is_integer():
+        sample_rate = int(sample_rate)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+        raise ELSAInputError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return int(sample_rate)
 
 
 # Regression targets are mapped to about [0, 1]: distance linearly, floor area and T30 on a log scale (both span a
@@ -222,40 +231,13 @@ class ELSA(nn.Module, PretrainedMixin):
         Raises:
             ELSAInputError: mono/stereo or other non-FOA shapes, empty or non-finite audio, a bad sample rate.
         """
-        if isinstance(foa, np.ndarray):
-            foa = torch.from_numpy(np.ascontiguousarray(foa))
-        if not isinstance(foa, torch.Tensor):
-            raise ELSAInputError(f"expected FOA audio as a tensor or array, got {type(foa).__name__}")
-        if not foa.is_floating_point():
-            raise ELSAInputError(f"expected float audio in [-1, 1], got dtype {foa.dtype} (convert PCM to float)")
-        shape = tuple(foa.shape)
-        if foa.ndim == 1:
-            raise ELSAInputError(
-                f"got mono audio of shape {shape}; ELSA needs 4-channel FOA (AmbiX W, Y, Z, X) of shape (4, T) or "
-                "(B, 4, T). Encode a mono source with soundstage.foa.encode_mono first."
-            )
-        if foa.ndim == 2:
-            foa = foa.unsqueeze(0)
-        if foa.ndim != 3 or foa.shape[1] != 4:
-            channels = foa.shape[1] if foa.ndim == 3 else None
-            kind = {1: "mono", 2: "stereo"}.get(channels or 0, f"{channels}-channel")
-            hint = " (channels last? pass (4, T), i.e. audio.T)" if foa.ndim == 3 and foa.shape[-1] == 4 else ""
-            raise ELSAInputError(
-                f"got {kind} audio of shape {shape}; ELSA needs 4-channel FOA (AmbiX W, Y, Z, X) of shape (4, T) or "
-                f"(B, 4, T){hint}"
-            )
-        if foa.shape[-1] == 0:
-            raise ELSAInputError("got empty audio (0 samples)")
-        finite = torch.isfinite(foa)
-        if not bool(finite.all()):
-            raise ELSAInputError(f"audio contains {int((~finite).sum())} NaN or Inf samples")
-        if isinstance(sample_rate, (float, np.floating)) and float(sample_rate).is_integer():
-            sample_rate = int(sample_rate)
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-            raise ELSAInputError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
-        foa = foa.float()
-        if int(sample_rate) != self.config.sample_rate:
-            resampled = resample(foa.detach().cpu().numpy(), int(sample_rate), self.config.sample_rate)
+        try:
+            foa = check_foa(foa)
+        except FOAInputError as exc:
+            raise ELSAInputError(str(exc)) from None
+        sample_rate = _whole_hertz(sample_rate)
+        if sample_rate != self.config.sample_rate:
+            resampled = resample(foa.detach().cpu().numpy(), sample_rate, self.config.sample_rate)
             foa = torch.from_numpy(resampled)
         shortest = min_samples(self.config)
         if foa.shape[-1] < shortest:

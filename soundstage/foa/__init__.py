@@ -7,10 +7,12 @@ from .decode import decode_binaural, decode_stereo
 from .encoding import (
     XYZ,
     ambix_to_fuma,
+    angle_between_deg,
     direction_vector,
     encode_mono,
     foa_gains,
     fuma_to_ambix,
+    great_circle_deg,
     vector_to_angles,
     wrap_degrees,
 )
@@ -29,9 +31,10 @@ from .validation import FOAInputError, check_foa
 __all__ = [
     "XYZ",
     "FOAInputError",
-    "check_foa",
     "ambix_to_fuma",
+    "angle_between_deg",
     "broadband_doa",
+    "check_foa",
     "decode_binaural",
     "decode_stereo",
     "diffuseness",
@@ -42,6 +45,7 @@ __all__ = [
     "foa_stft",
     "framewise_doa",
     "fuma_to_ambix",
+    "great_circle_deg",
     "intensity_from_stft",
     "intensity_vectors",
     "rotate_foa",

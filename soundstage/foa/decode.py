@@ -10,7 +10,8 @@ import math
 
 import torch
 
-from ._compat import as_tensor, numpy_in_numpy_out
+from soundstage.common.compat import as_tensor, numpy_in_numpy_out
+
 from .encoding import foa_gains
 
 SPEED_OF_SOUND = 343.0

@@ -6,13 +6,18 @@ front (+x), +90 = left (+y); elevation +90 = up) is ``(s, s sin(az) cos(el), s s
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
+import numpy as np
 import torch
 
-from ._compat import as_tensor, numpy_in_numpy_out
+from soundstage.common.compat import as_tensor, numpy_in_numpy_out
 
 W, Y, Z, X = 0, 1, 2, 3  # ACN channel indices
 XYZ = (X, Y, Z)  # channels of the x, y, z components, in that order
 FUMA_W_SCALE = 2.0**-0.5  # FuMa's W is attenuated by 1/sqrt(2) relative to SN3D
+
+Angle = TypeVar("Angle", float, np.ndarray, torch.Tensor)
 
 
 def direction_vector(azimuth_deg: torch.Tensor | float, elevation_deg: torch.Tensor | float) -> torch.Tensor:
@@ -32,9 +37,35 @@ def vector_to_angles(vector: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return wrap_degrees(azimuth).float(), elevation.float()
 
 
-def wrap_degrees(angle: torch.Tensor) -> torch.Tensor:
-    """Wrap degrees to [-180, 180)."""
-    return torch.remainder(angle + 180.0, 360.0) - 180.0
+def wrap_degrees(angle: Angle) -> Angle:
+    """Wrap degrees to [-180, 180); a float, array or tensor gives the same kind back (elementwise)."""
+    return (angle + 180.0) % 360.0 - 180.0  # Python's and torch's % both take the divisor's sign: exact wrap
+
+
+def angle_between_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angle in degrees between ``(..., 3)`` vectors (any lengths; 90 when either is zero); broadcasts.
+
+    The atan2 form stays exact near 0 and 180 degrees, where the arccos of a dot product loses precision.
+    """
+    a, b = torch.broadcast_tensors(as_tensor(a, torch.float64), as_tensor(b, torch.float64))
+    cross = torch.linalg.cross(a, b, dim=-1).norm(dim=-1)
+    dot = (a * b).sum(-1)
+    return torch.rad2deg(torch.atan2(cross, dot)).float()
+
+
+def great_circle_deg(azimuth_a: Any, elevation_a: Any, azimuth_b: Any, elevation_b: Any) -> Any:
+    """Great-circle angle in degrees, in [0, 180], between directions a and b given in degrees; broadcasts.
+
+    A tensor when any input is a tensor, else a float for scalar inputs and a numpy array otherwise.
+    """
+    torch_out = any(isinstance(v, torch.Tensor) for v in (azimuth_a, elevation_a, azimuth_b, elevation_b))
+    a = direction_vector(as_tensor(azimuth_a, torch.float64), as_tensor(elevation_a, torch.float64))
+    b = direction_vector(as_tensor(azimuth_b, torch.float64), as_tensor(elevation_b, torch.float64))
+    angle = angle_between_deg(a, b)
+    if torch_out:
+        return angle
+    out = angle.numpy()
+    return float(out) if out.ndim == 0 else out
 
 
 def foa_gains(azimuth_deg: torch.Tensor | float, elevation_deg: torch.Tensor | float) -> torch.Tensor:

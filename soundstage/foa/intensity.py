@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from ._compat import as_tensor, numpy_in_numpy_out
-from .encoding import direction_vector, vector_to_angles
+from soundstage.common.compat import as_tensor, numpy_in_numpy_out
+from soundstage.common.stft import stft
+
+from .encoding import XYZ, W, direction_vector, vector_to_angles
 
 DEFAULT_N_FFT = 512
 DEFAULT_HOP = 256
@@ -26,20 +28,17 @@ def foa_stft(foa: torch.Tensor, n_fft: int = DEFAULT_N_FFT, hop_length: int = DE
     foa = as_tensor(foa)
     if foa.shape[-2] != 4:
         raise ValueError(f"expected FOA audio with 4 channels on axis -2, got shape {tuple(foa.shape)}")
-    lead = foa.shape[:-1]
-    window = torch.hann_window(n_fft, device=foa.device, dtype=foa.dtype)
-    spec = torch.stft(foa.reshape(-1, foa.shape[-1]), n_fft, hop_length, window=window, return_complex=True)
-    return spec.reshape(*lead, *spec.shape[-2:])
+    return stft(foa, n_fft, hop_length)
 
 
 def _vector_part(spec: torch.Tensor) -> torch.Tensor:
     """(..., 4, F, N) AmbiX spectra -> (..., 3, F, N) in x, y, z order."""
-    return torch.stack((spec[..., 3, :, :], spec[..., 1, :, :], spec[..., 2, :, :]), dim=-3)
+    return torch.stack([spec[..., c, :, :] for c in XYZ], dim=-3)
 
 
 def intensity_from_stft(spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Active intensity, reactive intensity ``(..., 3, F, N)`` and energy density ``(..., F, N)`` of an FOA STFT."""
-    w = spec[..., 0, :, :]
+    w = spec[..., W, :, :]
     v = _vector_part(spec)
     cross = torch.conj(w).unsqueeze(-3) * v
     energy = 0.5 * (w.abs().square() + v.abs().square().sum(dim=-3))

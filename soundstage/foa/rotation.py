@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from ._compat import as_tensor, numpy_in_numpy_out
+from soundstage.common.compat import as_tensor, numpy_in_numpy_out
+
+from .encoding import XYZ
 
 
 def rotation_matrix(yaw_deg: float = 0.0, pitch_deg: float = 0.0, roll_deg: float = 0.0) -> torch.Tensor:
@@ -33,6 +35,7 @@ def rotate_foa(foa: torch.Tensor, yaw_deg: float = 0.0, pitch_deg: float = 0.0, 
     """Rotate AmbiX audio ``(..., 4, T)``; differentiable in ``foa``."""
     foa = as_tensor(foa)
     r = rotation_matrix(yaw_deg, pitch_deg, roll_deg).to(foa)
-    xyz = torch.stack((foa[..., 3, :], foa[..., 1, :], foa[..., 2, :]), dim=-2)  # (..., 3, T) in x, y, z order
-    x, y, z = torch.einsum("ij,...jt->...it", r, xyz).unbind(-2)
-    return torch.stack((foa[..., 0, :], y, z, x), dim=-2)
+    xyz = torch.stack([foa[..., c, :] for c in XYZ], dim=-2)  # (..., 3, T) vectors in x, y, z order
+    rotated = foa.clone()
+    rotated[..., XYZ, :] = torch.einsum("ij,...jt->...it", r, xyz)
+    return rotated

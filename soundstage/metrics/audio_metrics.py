@@ -11,7 +11,8 @@ import math
 import numpy as np
 import torch
 
-from soundstage.foa._compat import as_tensor, numpy_in_numpy_out
+from soundstage.common.compat import as_tensor, numpy_in_numpy_out
+from soundstage.common.stft import stft
 
 
 @numpy_in_numpy_out
@@ -51,10 +52,8 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
 
 
 def _power_spectrogram(x: torch.Tensor, n_fft: int, hop: int) -> torch.Tensor:
-    lead = x.shape[:-1]
-    window = torch.hann_window(n_fft, dtype=x.dtype, device=x.device)
-    spec = torch.stft(x.reshape(-1, x.shape[-1]), n_fft, hop, window=window, return_complex=True)
-    return spec.abs().square().reshape(*lead, *spec.shape[-2:])
+    """Power ``(..., n_fft // 2 + 1, frames)`` of ``(..., T)`` audio (centred Hann STFT)."""
+    return stft(x, n_fft, hop).abs().square()
 
 
 def mel_power_spectrogram(x: torch.Tensor, sample_rate: int, n_fft: int, n_mels: int = 80) -> torch.Tensor:

@@ -36,14 +36,14 @@ from tqdm.auto import tqdm
 from soundstage.common.audio import load_audio
 from soundstage.data import captions as cap
 from soundstage.data.dataset import LABEL_KEYS
-from soundstage.data.manifest import split_records, wrap_azimuth
+from soundstage.data.manifest import split_records
 from soundstage.elsa_encoder import ELSA, ELSAConfig, elsa_loss, elsa_preset
 from soundstage.elsa_encoder.features import LOG_EPS, FOAFeatures, rotate_intensity
 from soundstage.elsa_encoder.loss import contrastive_loss
 from soundstage.elsa_encoder.probes import attribute_label, class_prototypes
-from soundstage.foa import direction_vector
+from soundstage.foa import angle_between_deg, direction_vector
+from soundstage.foa import wrap_degrees as wrap_azimuth
 from soundstage.metrics.retrieval import recall_at_k, relevance_from_labels, zero_shot_accuracy
-from soundstage.metrics.spatial_metrics import angle_between_deg
 
 from .trainer import TrainConfig
 

@@ -8,9 +8,8 @@ import torch
 
 from soundstage.codec import FOACodec
 from soundstage.codec.evaluate import reconstruct
-from soundstage.foa import broadband_doa, encode_mono
+from soundstage.foa import broadband_doa, encode_mono, great_circle_deg
 from soundstage.metrics.audio_metrics import level_error_db
-from soundstage.metrics.spatial_metrics import great_circle_deg
 
 
 @pytest.fixture(scope="module")

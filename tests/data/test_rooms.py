@@ -17,12 +17,12 @@ from soundstage.data.rooms import (
     RirBank,
     RoomSpec,
     direct_path_doa,
-    great_circle_deg,
     measure_t30,
     room_split_assignment,
     sample_room,
     simulate_foa_rir,
 )
+from soundstage.foa import great_circle_deg
 
 
 def _in_range(name: str, value: float) -> bool:

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from soundstage.elsa_encoder import ELSA
 from soundstage.elsa_encoder.evaluate import direction_edit_projection, evaluate_elsa, swap_direction
 from soundstage.elsa_encoder.probes import ATTRIBUTE_CLASSES, attribute_label, probe_texts
-from soundstage.metrics.spatial_metrics import great_circle_deg, localization_summary
 
 
 def test_evaluate_writes_table_json_and_plots(tiny_elsa: ELSA, elsa_data: Path, tmp_path: Path,
@@ -46,17 +45,6 @@ def test_elsa_swap_is_arithmetic_and_salm_replaces_the_spatial_part() -> None:
     assert salm[0, 4] > 0 and salm[0, 2] > salm[0, 0]
     with pytest.raises(ValueError, match="unknown edit"):
         swap_direction(audio, prototypes, np.array([0]), np.array([1]), "other")
-
-
-def test_great_circle_error_wraps_at_180() -> None:
-    assert great_circle_deg(179.0, 0.0, -179.0, 0.0) == pytest.approx(2.0, abs=1e-4)
-    assert great_circle_deg(0.0, 89.0, 180.0, 89.0) == pytest.approx(2.0, abs=1e-4)  # over the pole
-    summary = localization_summary([179.0, 10.0, 0.0], [0.0, 0.0, 0.0], [-179.0, 0.0, 90.0], [0.0, 0.0, 0.0],
-                                   [1.0, 2.0, 3.0], [1.5, 2.0, 1.0])
-    assert summary["angle_error_mean_deg"] == pytest.approx((2 + 10 + 90) / 3, abs=1e-3)
-    assert summary["angle_error_median_deg"] == pytest.approx(10.0, abs=1e-3)
-    assert summary["distance_error_mean_m"] == pytest.approx((0.5 + 0 + 2) / 3)
-    assert summary["distance_error_median_m"] == pytest.approx(0.5)
 
 
 def test_probe_classes_follow_the_caption_words() -> None:

@@ -8,6 +8,7 @@ import torch
 
 from soundstage.foa import (
     ambix_to_fuma,
+    angle_between_deg,
     broadband_doa,
     decode_binaural,
     decode_stereo,
@@ -17,9 +18,11 @@ from soundstage.foa import (
     encode_mono,
     framewise_doa,
     fuma_to_ambix,
+    great_circle_deg,
     intensity_vectors,
     rotate_foa,
     rotation_matrix,
+    wrap_degrees,
 )
 
 SR = 16000
@@ -30,8 +33,8 @@ def _noise(n: int = SR // 2, seed: int = 0) -> torch.Tensor:
 
 
 def _great_circle(az1, el1, az2, el2) -> float:
-    a, b = direction_vector(az1, el1).double(), direction_vector(az2, el2).double()
-    return float(torch.rad2deg(torch.arccos((a * b).sum(-1).clamp(-1, 1))).max())
+    """The largest great-circle angle (degrees) of broadcast direction pairs."""
+    return float(torch.as_tensor(great_circle_deg(az1, el1, az2, el2)).max())
 
 
 def _sphere_directions(n: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -58,6 +61,26 @@ def test_encode_then_doa_round_trip_over_the_sphere() -> None:
     est_az, est_el = broadband_doa(foa)
     assert foa.shape == (len(azimuth), 4, signal.shape[-1])
     assert _great_circle(torch.from_numpy(azimuth), torch.from_numpy(elevation), est_az, est_el) < 1.0
+
+
+def test_wrap_degrees_keeps_the_kind_of_its_input() -> None:
+    assert wrap_degrees(180.0) == -180.0 and wrap_degrees(-190.0) == 170.0 and wrap_degrees(90) == 90.0
+    wrapped = wrap_degrees(torch.tensor([540.0, -180.0, 179.5]))
+    assert isinstance(wrapped, torch.Tensor) and wrapped.tolist() == [-180.0, -180.0, 179.5]
+    assert isinstance(wrap_degrees(np.array([360.0])), np.ndarray)
+
+
+def test_great_circle_known_answers() -> None:
+    assert great_circle_deg(0.0, 0.0, 90.0, 0.0) == pytest.approx(90.0)
+    assert great_circle_deg(170.0, 0.0, -170.0, 0.0) == pytest.approx(20.0)  # across the back, not 340
+    assert great_circle_deg(0.0, 89.0, 180.0, 89.0) == pytest.approx(2.0, abs=1e-4)  # over the pole
+    assert great_circle_deg(0.0, 90.0, 123.0, 90.0) == pytest.approx(0.0, abs=1e-5)  # azimuth is moot at the pole
+    assert great_circle_deg(0.0, 45.0, 180.0, 45.0) == pytest.approx(90.0, abs=1e-4)
+    assert great_circle_deg(30.0, 0.0, 30.0, 0.0) == pytest.approx(0.0, abs=1e-5)
+    assert isinstance(great_circle_deg(np.array([0.0, 1.0]), 0.0, 0.0, 0.0), np.ndarray)
+    out = great_circle_deg(torch.tensor([0.0, 90.0]), torch.tensor([0.0, 0.0]), 0.0, -90.0)
+    assert isinstance(out, torch.Tensor) and torch.allclose(out, torch.tensor([90.0, 90.0]))
+    assert float(angle_between_deg(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([-2.0, 0.0, 0.0]))) == pytest.approx(180)
 
 
 def test_doa_wraps_azimuth_at_the_back() -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from soundstage.foa import encode_mono
+from soundstage.foa import FOAInputError, encode_mono
 from soundstage.metrics.audio_metrics import (
     mel_distance,
     multi_resolution_stft_distance,
@@ -16,12 +16,7 @@ from soundstage.metrics.audio_metrics import (
     third_octave_band_energy_error_db,
     third_octave_centers,
 )
-from soundstage.metrics.spatial_metrics import (
-    angle_between_deg,
-    broadband_direction_error_deg,
-    diffuseness_error,
-    great_circle_deg,
-)
+from soundstage.metrics.spatial_metrics import broadband_direction_error_deg, diffuseness_error, localization_summary
 
 
 def test_si_sdr_known_answers() -> None:
@@ -59,20 +54,35 @@ def test_third_octave_band_error() -> None:
     assert np.nanmax(error) == pytest.approx(0.0, abs=1e-4) and np.isnan(error[-3:]).all()
 
 
-def test_great_circle_known_answers() -> None:
-    assert great_circle_deg(0.0, 0.0, 90.0, 0.0) == pytest.approx(90.0)
-    assert great_circle_deg(170.0, 0.0, -170.0, 0.0) == pytest.approx(20.0)  # across the back, not 340
-    assert great_circle_deg(0.0, 90.0, 123.0, 90.0) == pytest.approx(0.0, abs=1e-5)  # azimuth is moot at the pole
-    assert great_circle_deg(0.0, 45.0, 180.0, 45.0) == pytest.approx(90.0, abs=1e-4)
-    assert great_circle_deg(30.0, 0.0, 30.0, 0.0) == pytest.approx(0.0, abs=1e-5)
-    out = great_circle_deg(torch.tensor([0.0, 90.0]), torch.tensor([0.0, 0.0]), 0.0, -90.0)
-    assert isinstance(out, torch.Tensor) and torch.allclose(out, torch.tensor([90.0, 90.0]))
-    assert float(angle_between_deg(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([-2.0, 0.0, 0.0]))) == pytest.approx(180)
-
-
 def test_broadband_direction_and_diffuseness_errors_of_plane_waves() -> None:
     signal = np.random.default_rng(3).standard_normal(16000).astype(np.float32)
     a, b = encode_mono(signal, 30.0, 0.0), encode_mono(signal, 60.0, 0.0)
     assert float(broadband_direction_error_deg(a, b)) == pytest.approx(30.0, abs=0.1)
     assert float(broadband_direction_error_deg(a, a)) == pytest.approx(0.0, abs=0.1)
     assert float(diffuseness_error(a, b)) == pytest.approx(0.0, abs=1e-3)  # both plane waves
+
+    batch = torch.from_numpy(np.stack([a, a]))
+    assert broadband_direction_error_deg(batch, batch).shape == (2,)  # (B, 4, T) -> (B,); (4, T) -> ()
+    assert np.asarray(broadband_direction_error_deg(a, b)).shape == ()
+
+
+@pytest.mark.parametrize(("bad", "match"), [
+    (np.zeros((4, 100), dtype=np.int16), "float audio"),
+    (np.zeros((2, 100), dtype=np.float32), "stereo"),
+    (np.full((4, 100), np.nan, dtype=np.float32), "NaN"),
+])
+def test_spatial_metrics_refuse_what_the_models_refuse(bad: np.ndarray, match: str) -> None:
+    good = np.zeros((4, 100), dtype=np.float32)
+    with pytest.raises(FOAInputError, match="estimate: .*" + match):
+        broadband_direction_error_deg(bad, good)
+    with pytest.raises(FOAInputError, match="reference: .*" + match):
+        diffuseness_error(good, bad)
+
+
+def test_localization_error_wraps_at_180() -> None:
+    summary = localization_summary([179.0, 10.0, 0.0], [0.0, 0.0, 0.0], [-179.0, 0.0, 90.0], [0.0, 0.0, 0.0],
+                                   [1.0, 2.0, 3.0], [1.5, 2.0, 1.0])
+    assert summary["angle_error_mean_deg"] == pytest.approx((2 + 10 + 90) / 3, abs=1e-3)
+    assert summary["angle_error_median_deg"] == pytest.approx(10.0, abs=1e-3)
+    assert summary["distance_error_mean_m"] == pytest.approx((0.5 + 0 + 2) / 3)
+    assert summary["distance_error_median_m"] == pytest.approx(0.5)

@@ -1,4 +1,8 @@
-"""File-level FOA tools behind ``soundstage foa ...``: analyse, preview, convert and rotate FOA files."""
+"""File-level FOA tools behind ``soundstage foa ...``: analyse, preview, convert and rotate FOA files.
+
+They read and write audio files and draw plots, so they sit above the ``foa`` maths package (which imports nothing
+but ``soundstage.common``) and may use ``metrics`` for the direction map.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,17 @@ from typing import Literal
 import numpy as np
 
 from soundstage.common.audio import AudioError, load_audio, save_audio
-
-from .decode import decode_binaural, decode_stereo
-from .encoding import ambix_to_fuma, fuma_to_ambix
-from .intensity import broadband_doa, diffuseness
-from .rotation import rotate_foa
+from soundstage.foa import (
+    ambix_to_fuma,
+    broadband_doa,
+    decode_binaural,
+    decode_stereo,
+    diffuseness,
+    fuma_to_ambix,
+    rotate_foa,
+)
+from soundstage.foa.encoding import W
+from soundstage.metrics.plots import plot_direction_map
 
 
 def load_foa(path: str | Path, fuma: bool = False) -> tuple[np.ndarray, int]:
@@ -35,11 +45,9 @@ def analyze_foa_file(path: str | Path, plot: str | Path | None = None) -> dict[s
         "azimuth_deg": float(azimuth),
         "elevation_deg": float(elevation),
         "diffuseness": float(diffuseness(foa)),
-        "w_peak": float(np.abs(foa[0]).max()),
+        "w_peak": float(np.abs(foa[W]).max()),
     }
     if plot is not None:
-        from soundstage.metrics.plots import plot_direction_map
-
         plot_direction_map(foa, plot, title=Path(path).name,
                            labels={"DOA": (result["azimuth_deg"], result["elevation_deg"])})
     return result
@@ -59,14 +67,16 @@ def render_preview(path: str | Path, out: str | Path, kind: Literal["binaural", 
 def convert_foa_file(path: str | Path, out: str | Path, to: Literal["ambix", "fuma"]) -> Path:
     """Convert between AmbiX and FuMa channel conventions (the input is read as the other one)."""
     audio, sample_rate = load_foa(path, fuma=(to == "ambix"))
-    save_audio(out, ambix_to_fuma(audio) if to == "fuma" else audio, sample_rate, subtype="FLOAT"
-               if str(out).endswith(".wav") else "PCM_24")
-    return Path(out)
+    return _save_foa(out, ambix_to_fuma(audio) if to == "fuma" else audio, sample_rate)
 
 
 def rotate_foa_file(path: str | Path, out: str | Path, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> Path:
     """Rotate the scene of a FOA file by yaw/pitch/roll in degrees (see soundstage.foa.rotation)."""
     foa, sample_rate = load_foa(path)
-    save_audio(out, rotate_foa(foa, yaw, pitch, roll), sample_rate,
-               subtype="FLOAT" if str(out).endswith(".wav") else "PCM_24")
+    return _save_foa(out, rotate_foa(foa, yaw, pitch, roll), sample_rate)
+
+
+def _save_foa(out: str | Path, foa: np.ndarray, sample_rate: int) -> Path:
+    """Write ``(4, T)`` audio at full precision: 32-bit float WAV, else 24-bit PCM (FLAC has no float)."""
+    save_audio(out, foa, sample_rate, subtype="FLOAT" if str(out).endswith(".wav") else "PCM_24")
     return Path(out)

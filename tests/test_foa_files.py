@@ -10,7 +10,7 @@ import pytest
 from soundstage.cli import main
 from soundstage.common.audio import load_audio, save_audio
 from soundstage.foa import broadband_doa, encode_mono
-from soundstage.foa.files import analyze_foa_file
+from soundstage.foa_files import analyze_foa_file
 
 SR = 16000
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from soundstage.data.manifest import ManifestError, check_attribute, read_manifest, wrap_azimuth, write_manifest
+from soundstage.data.manifest import ManifestError, check_attribute, read_manifest, write_manifest
 
 GOOD = {
     "path": "audio/a.flac", "sample_rate": 24000, "num_frames": 48000, "caption": "a dog barks",
@@ -46,7 +46,7 @@ def test_broken_json_and_missing_keys(tmp_path: Path) -> None:
 
 
 def test_azimuth_wraps_and_ranges_are_enforced() -> None:
-    assert wrap_azimuth(180.0) == -180.0 and wrap_azimuth(-190.0) == 170.0 and wrap_azimuth(90.0) == 90.0
+    assert check_attribute("azimuth_deg", 180.0) == -180.0 and check_attribute("azimuth_deg", -190.0) == 170.0
     assert check_attribute("azimuth_deg", 270.0) == -90.0
     with pytest.raises(ValueError, match=r"t30_s=3.0 is out of range; valid range is \[0.14, 2.67\]"):
         check_attribute("t30_s", 3.0)
