@@ -5,30 +5,16 @@ Every clip is encoded (posterior mean) and decoded at full length, then compared
 | metric | meaning |
 |---|---|
 | ``si_sdr_db_{W,Y,Z,X}`` | scale-invariant SDR per AmbiX channel (dB, higher is better) |
-| ``mrstft_distance`` | multi-resolution STFT distance (spectral convergence + log magnitude), mean over channels |
-| ``mel_distance`` | mean absolute log10 mel power difference, mean over channels |
-| ``angle_error_deg`` | great-circle angle between broadband active-intensity directions (median and mean) |
-| ``diffuseness_error`` | absolute difference of broadband diffuseness |
-| ``w_band_error_db`` | W channel 1/3-octave band level error in dB, median over all (clip, band) pairs |
-| ``w_band_bias_db`` | the same error signed (reconstruction minus input), median: below 0 the codec is too quiet |
-| ``w_level_error_db`` | the W channel's whole-clip level, reconstruction minus input (dB, signed; median and mean) |
+| ``mrstft_distance`` / ``mel_distance`` | multi-resolution STFT / mean absolute log10 mel distance, mean over channels |
+| ``angle_error_deg`` | great-circle angle between broadband active-intensity directions |
+| ``diffuseness_error`` | absolute difference of broadband diffuseness (each clip also records ``input_diffuseness``) |
+| ``w_band_error_db`` / ``w_band_bias_db`` | W 1/3-octave band level error (dB), median over (clip, band) pairs; signed |
+| ``w_level_error_db`` | the W channel's whole-clip level, reconstruction minus input (dB, signed) |
 
-Targets for the bundled ``small`` codec: angle error median <= 5 deg, W band error median <= 3 dB.
-
-Steady tones (:func:`steady_tone_check`, not from the dataset): a 2-s sinusoid at 250 Hz, 1 kHz and 4 kHz placed at
-azimuth 60 deg; its W level error in dB and its direction error. Sound-effect test clips hold few steady tones, so
-this is where a decoder that cannot overlap-add a steady phase shows itself (the first small codec lost 20 dB and
-more on every tone).
-
-The band error is a median over all (clip, band) pairs, so clips that come back far too quiet hardly move it;
-``w_level_error_db`` shows them (its mean, or the per-clip values in the JSON). Each clip's entry also holds
-``input_diffuseness``, the broadband diffuseness of the input: the angle error grows with it, since the broadband
-direction of a reverberant clip is the small net residue of its intensity (bundled codec, test split: median 3.7
-deg for inputs below 0.5, 21-32 deg above 0.8).
-
-With ``--out results.json`` it also writes ``results.png`` (angle error against the input's diffuseness, coloured by
-the room's T30; W band error by frequency) and ``results_examples/`` (input and reconstruction of the first clips,
-to listen to or analyse with ``soundstage foa analyze``).
+The band error is a median, so clips that come back far too quiet hardly move it; ``w_level_error_db`` shows them.
+:func:`steady_tone_check` adds plane-wave sinusoids, which sound-effect clips seldom hold. ``TARGETS`` are the
+bundled ``small`` codec's; results and their history: docs/codec.md. With ``--out`` it also writes a plot and
+``<name>_examples/`` (inputs and reconstructions of the first clips).
 """
 
 from __future__ import annotations

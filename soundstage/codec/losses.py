@@ -1,4 +1,4 @@
-"""Codec training losses: multi-resolution STFT on every channel, KL, a spatial loss, and an optional adversary.
+"""Codec training losses: multi-resolution STFT on every channel, level, spatial and KL terms, an optional adversary.
 
 Total loss (weights in :class:`CodecLossConfig`)::
 
@@ -6,30 +6,16 @@ Total loss (weights in :class:`CodecLossConfig`)::
         band energy + spatial_weight * (direction + diffuseness) + intensity_weight * intensity vector
         + broadband_weight * broadband + mel_weight * log-mel + kl_weight * KL  [+ adversarial terms]
 
-- **MRSTFT** is ``auraloss.freq.MultiResolutionSTFTLoss`` (spectral convergence + log magnitude), applied to each
-  AmbiX channel on its own so that the quiet Z channel counts as much as W.
-- **Log-mel** (``mel_weight``, off by default): L1 of log10 mel power at several resolutions. The bundled codec
-  returns 31 % of the valid clips (beeps, chirps, horns, plucked and struck notes) more than 6 dB too quiet: their
-  partials must sit in the right bins of a 2048-point STFT for MRSTFT to reward them. Relative to leaving a 1-kHz
-  tone out, MRSTFT charges the tone one bin off 17 % as much, the mel loss 7 % (tests/codec/test_codec.py), so mel
-  bands leave more to gain from a partial that is nearly right. A 500-step fine-tune with it did not bring those
-  clips back: the decoder's linear head cannot form the peaks (stft_autoencoder module doc).
-- **KL** is the Gaussian KL to N(0, I), summed over latent channels and averaged over batch and frames. Its weight
-  (1e-4 by default) only keeps the posterior tidy for diffusion; a larger one costs reconstruction, and
-  ``latent_scale`` fixes the overall variance after training anyway.
-- **Band energy**: the level of each channel in coarse time-frequency regions (~1/3-octave bands x 85 ms), compared
-  in log10 units. A decoder that invents its own phase loses energy where overlapping frames are not coherent, and a
-  log-magnitude L1 loss settles on the median (below the mean energy) of the bins it cannot reproduce; both make the
-  reconstruction too quiet by several dB. This term measures energy after the overlap-add, so it corrects the level.
-  Per region it is still an L1 of logs (a median); the **long-term** variant compares the whole crop's band levels,
-  which pins the mean level: OLA of frames whose phases do not cohere keeps only 1 / sum(w^2) = 2/3 of their power
-  (Hann, 75 % overlap), the -1.7 dB that a region-wise loss left in the small codec.
-- **Spatial** (:func:`spatial_terms`): the magnitude losses above do not see the sign of X/Y/Z relative to W, which
-  is where direction lives. Per coarse time-frequency region: the direction of the active intensity (1 - cosine) and
-  the diffuseness (L1), weighted by the input's (compressed) energy; the **intensity vector** error, which unlike the
-  direction term does not discount diffuse regions (in a reverberant room the late field holds most of the energy,
-  and its small net intensity moves the broadband direction); and the **broadband** error of the whole-crop
-  intensity vector, the quantity the evaluation's angle error is measured on.
+- MRSTFT (auraloss) is applied to each AmbiX channel on its own, so that the quiet Z channel counts as much as W.
+- Band energy compares channel levels in coarse time-frequency regions (and, long-term, over the whole crop) after
+  the overlap-add: a decoder that invents its phase loses energy where overlapping frames do not cohere, and an L1
+  of log magnitudes settles below the mean energy; both would leave the reconstruction too quiet.
+- The magnitude terms do not see the sign of X/Y/Z relative to W, where direction lives: the spatial terms
+  (:func:`spatial_terms`) compare active intensity direction, diffuseness, intensity vectors and the whole-crop
+  intensity (what the evaluation's angle error measures).
+- KL to N(0, I) only keeps the posterior tidy for diffusion; ``latent_scale`` fixes the variance after training.
+- Log-mel (off by default) forgives a partial one bin off more than MRSTFT does. What each term was measured to do
+  is in docs/codec.md.
 """
 
 from __future__ import annotations
@@ -40,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundstage.common.stft import stft
 from soundstage.foa import foa_stft, intensity_from_stft
 
 
@@ -48,10 +35,8 @@ class CodecLossConfig:
     stft_weight: float = 1.0
     fft_sizes: tuple[int, ...] = (2048, 512, 128)  # 85 ms down to 5 ms at 24 kHz
     hop_fractions: float = 0.5  # hop = fft size * this; 0.5 halves the loss's cost vs 0.25 (it is ~1/3 of a step)
-    # floor added to magnitudes before the log (auraloss's eps). At 1e-8 near-silent bins dominate: an output exact
-    # but for -80 dB noise where the input is digitally silent costs as much as a tone 6 dB too quiet. 1e-3 (about
-    # -70 dB re the dataset's level) fixes that, but fine-tunes with it did not bring muted tones back: their cause is
-    # the decoder's linear head (stft_autoencoder module doc)
+    # floor added to magnitudes before the log (auraloss's eps); at 1e-8 a faint noise floor where the input is
+    # silent costs as much as a tone 6 dB too quiet, 1e-3 (about -70 dB re the dataset's level) makes it negligible
     stft_log_eps: float = 1e-8
     band_energy_weight: float = 1.0  # |log10 energy ratio| per region: 0.3 = 3 dB; same order as MRSTFT
     band_energy_n_fft: int = 1024
@@ -63,7 +48,7 @@ class CodecLossConfig:
     spatial_n_fft: int = 512
     spatial_bands: int = 16  # log-spaced frequency regions
     spatial_region_frames: int = 8  # STFT frames per time region (~85 ms at hop 256, 24 kHz)
-    mel_weight: float = 0.0  # log10 mel power L1 (see the module doc); 1 = a factor of 10 in power on average
+    mel_weight: float = 0.0  # log10 mel power L1; 1 = a factor of 10 in power on average
     mel_fft_sizes: tuple[int, ...] = (2048, 1024, 512)
     mel_bands: int = 80
     kl_weight: float = 1e-4
@@ -159,9 +144,7 @@ def band_energy_loss(
     near-silent regions from dominating.
     """
     b, c, t = pred.shape
-    window = torch.hann_window(n_fft, device=pred.device, dtype=pred.dtype)
-    both = torch.cat((pred, target)).reshape(2 * b * c, t)
-    power = torch.stft(both, n_fft, n_fft // 2, window=window, return_complex=True).abs().square()
+    power = stft(torch.cat((pred, target)).reshape(2 * b * c, t), n_fft, n_fft // 2).abs().square()
     bands = _band_matrix(power.shape[-2], num_bands, pred.device)
     bands = bands[:, bands.sum(0) > 0]  # the lowest log-spaced bands may hold no FFT bin
     power = torch.einsum("sfn,fk->skn", power, bands)
@@ -219,7 +202,6 @@ class STFTDiscriminator(nn.Module):
     def __init__(self, n_fft: int, channels: int = 32, audio_channels: int = 4):
         super().__init__()
         self.n_fft = n_fft
-        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         c = channels
         self.convs = nn.ModuleList([
             nn.Conv2d(2 * audio_channels, c, (3, 9), padding=(1, 4)),
@@ -231,10 +213,7 @@ class STFTDiscriminator(nn.Module):
         self.out = nn.Conv2d(c, 1, (3, 3), padding=(1, 1))
 
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        b, ch, t = audio.shape
-        spec = torch.stft(audio.reshape(b * ch, t), self.n_fft, self.n_fft // 4, window=self.window,
-                          return_complex=True)
-        spec = spec.reshape(b, ch, *spec.shape[-2:]).transpose(-1, -2)  # (B, C, frames, F)
+        spec = stft(audio, self.n_fft, self.n_fft // 4).transpose(-1, -2)  # (B, C, frames, F)
         x = torch.cat((spec.real, spec.imag), dim=1)
         features = []
         for conv in self.convs:

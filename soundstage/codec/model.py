@@ -1,28 +1,20 @@
 """``FOACodec``: a VAE that compresses 4-channel AmbiX audio 128x into a continuous latent for latent diffusion.
 
-Two architectures share one interface (``encode`` / ``decode`` / ``save_pretrained`` / ``from_pretrained``):
-
-- ``arch="stft"`` (presets ``small`` and ``tiny``), a frame-rate design chosen so the bundled codec trains on two CPU
-  cores. Measured on this project's 2-core machine for one training step of 8 x 2 s at 24 kHz: a 4-channel waveform
-  ``AutoencoderOobleck`` of 6.2 M parameters took ~24 s (every layer runs at the sample rate); a 1D-conv network over
-  STFT frames (Vocos-like) of 12 M parameters took ~1.5 s. We take the second family and make it smaller still
-  (3.96 M parameters, width 192; ~0.8 s per step of 8 x 1 s crops on one core, 75x real time encode+decode):
-  STFT (n_fft 1024, hop 256) of all 4 channels -> ConvNeXt blocks over frames -> one stride-2 step to the latent
-  hop of 512 samples with 16 latent channels (4 * 512 / 16 = 128) -> a mirrored decoder -> per-bin W spectrum
-  (log magnitude + phase, Vocos head) and X, Y, Z as complex gains relative to W -> inverse STFT. The W-relative
-  input features and output gains keep the direction (the sign and balance of W vs X/Y/Z) explicit at both ends;
-  :mod:`soundstage.codec.stft_autoencoder` explains why.
-- ``arch="oobleck"`` (preset ``paper``): diffusers' waveform-domain ``AutoencoderOobleck`` with 4 audio channels,
-  hop 2048 and a 64-channel latent at 48 kHz, as in ImmerseDiffusion / Stable Audio Open. For GPUs.
+Audio ``(B, 4, T)`` at ``config.sample_rate`` <-> latents ``(B, C, ceil(T / hop))`` with ``4 * hop / C = 128``;
+inputs are zero-padded to a multiple of the hop and outputs trimmed back. The architecture is a backbone chosen by
+``config.arch``, each with ``encode(foa) -> posterior parameters`` and ``decode(latent) -> audio``:
+``"stft"`` (:mod:`.stft_autoencoder`, presets ``tiny`` and ``small``: a frame-rate network that trains on two CPU
+cores) and ``"oobleck"`` (:mod:`.oobleck`, preset ``paper``: the Stable Audio waveform VAE, for GPUs). The codec
+around them is the same for both: the posterior (softplus scale), the direction latents, the latent scale and the
+input checks.
 
 With ``direction_latents`` (on in every preset) the last three latent channels are not learned: they carry each
-latent frame's direction (the regression of x, y, z on W), and the decoder pans its output to obey them exactly
-(:mod:`soundstage.codec.direction_latents`). A learned decoder alone leaves a reverberant clip's direction to the
-net residue of many per-bin errors; with them the bundled codec's test-split direction error went from 9.0 to 2.1 deg.
+latent frame's direction and the decoder pans its output to obey them (:mod:`.direction_latents`), because a
+learned decoder alone leaves a reverberant clip's direction to the net residue of many per-bin errors.
 
-Latents are ``(B, C, ceil(T / hop))``: inputs are zero-padded to a multiple of the hop and outputs trimmed back.
-``encode`` returns the posterior mean (or a sample) multiplied by ``latent_scale``, a buffer measured after training
-(:func:`measure_latent_scale`) so that latents have about unit variance for diffusion; ``decode`` divides it out.
+``encode`` returns the posterior mean (or a sample) times ``latent_scale``, measured after training
+(:func:`measure_latent_scale`) so that diffusion sees latents of about unit variance; ``decode`` divides it out.
+Measurements and the design record are in docs/codec.md.
 """
 
 from __future__ import annotations
@@ -32,14 +24,15 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soundstage.common.pretrained import PretrainedMixin
+from soundstage.common.pretrained import FormatError, PretrainedMixin, raise_if_configs_differ
+from soundstage.foa import FOAInputError, check_foa
 
 from .direction_latents import (
     DIRECTION_GAIN,
@@ -48,10 +41,16 @@ from .direction_latents import (
     frame_direction,
     impose_frame_direction,
 )
-from .stft_autoencoder import STFTDecoder, STFTEncoder
+from .oobleck import OobleckBackbone
+from .stft_autoencoder import STFTBackbone
 
 COMPRESSION = 128  # input values (4 channels x hop samples) per latent value
-ARCHITECTURES = ("stft", "oobleck")
+BACKBONES: dict[str, type[nn.Module]] = {"stft": STFTBackbone, "oobleck": OobleckBackbone}
+ARCHITECTURES = tuple(BACKBONES)
+MEASURED_FIELDS = ("latent_scale", "output_eq_hz", "output_eq_db")  # set after training, not by the recipe
+# decoder options removed after measurement (docs/codec.md) with the value every saved codec has them at
+RETIRED_FIELDS: dict[str, Any] = {"phase_advance": False, "steady_upsampling": False, "cumulative_phase": False,
+                                  "head_hidden": 0}
 
 
 @dataclass
@@ -73,13 +72,7 @@ class FOACodecConfig:
     encoder_latent_blocks: int = 3  # blocks at the latent rate
     decoder_latent_blocks: int = 3
     decoder_frame_blocks: int = 2
-    # experimental decoder options (stft_autoencoder doc): off in the presets (not shown to help; measured there)
-    phase_advance: bool = False  # decoder phase relative to a steady sinusoid at each bin's centre
-    steady_upsampling: bool = False  # decoder upsampling that keeps a steady latent steady
-    cumulative_phase: bool = False  # decoder predicts phase increments per frame
-    head_hidden: int = 0  # width of the decoder's nonlinear residual head (0: none; stft_autoencoder doc)
     # the last 3 latent channels carry each latent frame's x, y, z direction, which the decoder imposes
-    # (soundstage.codec.direction_latents); on in the presets
     direction_latents: bool = False
     # output equaliser (stft arch), measured after training by calibrate_output_eq: gains in dB at frequencies in Hz,
     # interpolated over log frequency onto the decoder's bins (held constant beyond the ends); empty: none
@@ -115,9 +108,6 @@ class FOACodecConfig:
                 raise ValueError(f"output_eq_hz must be positive and increasing, got {self.output_eq_hz}")
             if self.arch != "stft":
                 raise ValueError("output_eq_hz/output_eq_db apply to the stft architecture only")
-        if self.head_hidden < 0 or (self.head_hidden and self.arch != "stft"):
-            raise ValueError(f"head_hidden must be >= 0 (0: no residual head) and is for the stft architecture only, "
-                             f"got {self.head_hidden} with arch {self.arch!r}")
         if self.direction_latents and self.latent_channels <= NUM_DIRECTION_CHANNELS:
             raise ValueError(f"direction_latents takes the last {NUM_DIRECTION_CHANNELS} latent channels, so "
                              f"latent_channels must exceed {NUM_DIRECTION_CHANNELS}, got {self.latent_channels}")
@@ -151,8 +141,28 @@ CODEC_PRESETS: dict[str, FOACodecConfig] = {
 }
 
 
-class CodecInputError(ValueError):
-    """Audio that the codec cannot take: wrong shape or channel count, wrong sample rate, empty, NaN/Inf."""
+class CodecBackbone(Protocol):
+    """What ``FOACodec`` needs of an architecture (``BACKBONES``), built from a :class:`FOACodecConfig`."""
+
+    def encode(self, foa: torch.Tensor) -> torch.Tensor:
+        """``(B, 4, L * hop)`` audio -> ``(B, 2 * C, L)`` posterior parameters: C means, then C raw scales."""
+        ...
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        """``(B, C, L)`` unscaled latent -> ``(B, 4, L * hop)`` audio."""
+        ...
+
+    def set_output_eq(self, hz: Iterable[float], db: Iterable[float]) -> None:
+        """Apply the output equaliser of the config (``output_eq_hz/db``)."""
+        ...
+
+    def reorder_latent_channels(self, order: list[int], silenced: int) -> None:
+        """Permute latent channels to ``order`` and make the decoder ignore the last ``silenced`` of them."""
+        ...
+
+
+class CodecInputError(FOAInputError):
+    """Input that the codec cannot take: audio that is not FOA at its rate, or a latent of the wrong shape."""
 
 
 class FOACodec(nn.Module, PretrainedMixin):
@@ -162,11 +172,7 @@ class FOACodec(nn.Module, PretrainedMixin):
     format_name = "soundstage.codec"
     format_version = 1
     pretrained_subfolder = "codec"
-    init_ignored_fields = ("latent_scale", "output_eq_hz", "output_eq_db")  # measured after training
-    # settings that leave the weights' shapes alone: fine-tuning may cross them
-    init_overridable_fields = ("phase_advance", "steady_upsampling", "cumulative_phase")
-    # fields whose non-default value adds modules that start out as no-ops: a codec without them can be grown into one
-    init_growable_fields: ClassVar[dict[str, str]] = {"head_hidden": "decoder.head_mlp."}
+    backbone: CodecBackbone
 
     def __init__(self, config: FOACodecConfig):
         super().__init__()
@@ -174,57 +180,32 @@ class FOACodec(nn.Module, PretrainedMixin):
         self.hop = config.hop
         self.sample_rate = config.sample_rate
         self.register_buffer("latent_scale", torch.tensor(float(config.latent_scale)))
-        if config.arch == "stft":
-            kwargs = {"n_fft": config.n_fft, "stft_hop": config.stft_hop, "hop": config.hop, "dim": config.dim,
-                      "latent_channels": config.latent_channels, "kernel_size": config.kernel_size,
-                      "mlp_ratio": config.mlp_ratio}
-            self.encoder = STFTEncoder(frame_blocks=config.encoder_frame_blocks,
-                                       latent_blocks=config.encoder_latent_blocks, **kwargs)
-            self.decoder = STFTDecoder(frame_blocks=config.decoder_frame_blocks,
-                                       latent_blocks=config.decoder_latent_blocks, phase_advance=config.phase_advance,
-                                       steady_upsampling=config.steady_upsampling,
-                                       cumulative_phase=config.cumulative_phase, head_hidden=config.head_hidden,
-                                       **kwargs)
-            self.set_output_eq(config.output_eq_hz, config.output_eq_db)
-            with torch.no_grad():  # start quiet (log magnitude -5) rather than at unit magnitude in every bin
-                bins = config.n_fft // 2 + 1
-                self.decoder.head.bias[:bins].fill_(-5.0)
-                self.decoder.head.weight[: 2 * bins].mul_(0.1)
-        else:
-            from diffusers import AutoencoderOobleck
+        backbone = BACKBONES[config.arch](config)
+        # the backbone's parts are registered on the codec itself, under their own names, so that the weights keep
+        # the keys of the codec format (encoder.* and decoder.* for stft, oobleck.* for oobleck)
+        object.__setattr__(self, "backbone", backbone)
+        for name, part in backbone.named_children():
+            self.add_module(name, part)
+        self.backbone.set_output_eq(config.output_eq_hz, config.output_eq_db)
 
-            self.oobleck = AutoencoderOobleck(
-                encoder_hidden_size=config.oobleck_hidden,
-                downsampling_ratios=list(config.oobleck_ratios),
-                channel_multiples=list(config.oobleck_multiples),
-                decoder_channels=config.oobleck_decoder_channels,
-                decoder_input_channels=config.latent_channels,
-                audio_channels=4,
-                sampling_rate=config.sample_rate,
-            )
+    @classmethod
+    def config_from_values(cls, values: dict[str, Any]) -> FOACodecConfig:
+        """Codec folders written before the experimental decoder options were removed list them, off: those are
+        dropped; a folder with one of them on needs the soundstage that trained it."""
+        on = {k: values[k] for k, off in RETIRED_FIELDS.items() if k in values and values[k] != off}
+        if on:
+            raise FormatError(f"this codec uses decoder options that this soundstage no longer has ({on}; "
+                              "docs/codec.md records them): load it with the soundstage version that trained it")
+        return super().config_from_values({k: v for k, v in values.items() if k not in RETIRED_FIELDS})
 
     # ------------------------------------------------------------------ checks
-    def check_audio(self, foa: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
-        """Validate ``(B, 4, T)`` or ``(4, T)`` audio; returns it batched as float32. Raises CodecInputError."""
-        if sample_rate is not None and int(sample_rate) != self.sample_rate:
-            raise CodecInputError(
-                f"audio at {sample_rate} Hz given, but this codec expects {self.sample_rate} Hz; resample it first "
-                f"(soundstage.common.audio.resample)"
-            )
-        if not isinstance(foa, torch.Tensor):
-            foa = torch.as_tensor(foa)
-        if foa.dim() == 2:
-            foa = foa.unsqueeze(0)
-        if foa.dim() != 3 or foa.shape[1] != 4:
-            raise CodecInputError(
-                f"expected FOA audio shaped (batch, 4, samples) or (4, samples) with 4 AmbiX channels (W, Y, Z, X), "
-                f"got shape {tuple(foa.shape)}"
-            )
-        if foa.shape[-1] == 0:
-            raise CodecInputError("empty audio (0 samples): expected at least one sample per channel")
-        if not torch.isfinite(foa).all():
-            raise CodecInputError("audio contains NaN or Inf samples: expected finite values in [-1, 1]")
-        return foa.float()
+    def check_audio(self, foa: Any, sample_rate: int | None = None) -> torch.Tensor:
+        """Validate ``(B, 4, T)`` or ``(4, T)`` float audio (``soundstage.foa.check_foa``); returns it batched as
+        float32. Raises CodecInputError (an FOAInputError)."""
+        try:
+            return check_foa(foa, sample_rate, self.sample_rate, what="codec input")
+        except FOAInputError as exc:
+            raise CodecInputError(str(exc)) from exc
 
     def check_latent(self, latent: torch.Tensor) -> torch.Tensor:
         if latent.dim() == 2:
@@ -247,8 +228,7 @@ class FOACodec(nn.Module, PretrainedMixin):
     def posterior(self, foa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Unscaled posterior ``(mean, std)``, each ``(B, C, ceil(T / hop))``, of already-checked audio."""
         foa = self._pad(foa)
-        params = self.encoder(foa) if self.config.arch == "stft" else self.oobleck.encoder(foa)
-        mean, scale = params.chunk(2, dim=1)
+        mean, scale = self.backbone.encode(foa).chunk(2, dim=1)
         std = F.softplus(scale) + 1e-4  # the Oobleck/Stable Audio parameterisation of the posterior scale
         if self.config.direction_latents:  # the last channels are measured, not learned (direction_latents doc)
             k = NUM_DIRECTION_CHANNELS
@@ -258,7 +238,7 @@ class FOACodec(nn.Module, PretrainedMixin):
 
     def decode_unscaled(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Audio ``(B, 4, length or L * hop)`` from unscaled latents (what training feeds the decoder)."""
-        audio = self.decoder(latent) if self.config.arch == "stft" else self.oobleck.decoder(latent)
+        audio = self.backbone.decode(latent)
         if self.config.direction_latents:
             audio = impose_frame_direction(audio, latent[:, -NUM_DIRECTION_CHANNELS:] / DIRECTION_GAIN, self.hop)
         return audio[..., :length] if length is not None else audio
@@ -303,29 +283,24 @@ class FOACodec(nn.Module, PretrainedMixin):
 
     def set_output_eq(self, hz: Iterable[float], db: Iterable[float]) -> None:
         """Set the output equaliser (config and decoder): gains ``db`` at frequencies ``hz`` (stft arch only)."""
-        if self.config.arch != "stft":
-            raise ValueError("the output equaliser applies to the stft architecture only")
-        self.config = dataclasses.replace(self.config, output_eq_hz=tuple(hz), output_eq_db=tuple(db))
-        bins = self.config.n_fft // 2 + 1
-        if self.config.output_eq_hz:
-            freqs = np.arange(bins) * self.sample_rate / self.config.n_fft
-            gain_db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(self.config.output_eq_hz),
-                                self.config.output_eq_db)
-        else:
-            gain_db = np.zeros(bins)
-        self.decoder.set_output_gain(torch.from_numpy(10.0 ** (gain_db / 20.0)).float())
+        config = dataclasses.replace(self.config, output_eq_hz=tuple(hz), output_eq_db=tuple(db))  # validates
+        self.backbone.set_output_eq(config.output_eq_hz, config.output_eq_db)
+        self.config = config
+
+    def check_init_config(self, other: Any, path: str | Path) -> None:
+        """A codec is fine-tuned from a folder of the same recipe; its measured fields (``MEASURED_FIELDS``) may
+        differ and come with the weights."""
+        raise_if_configs_differ(self.config, other, path, ignored=MEASURED_FIELDS)
 
     def init_from_pretrained(self, path: str | Path) -> None:
         super().init_from_pretrained(path)
-        if self.config.arch == "stft":  # the equaliser lives in the config, not in the weights
-            self.set_output_eq(self.config.output_eq_hz, self.config.output_eq_db)
+        self.backbone.set_output_eq(self.config.output_eq_hz, self.config.output_eq_db)  # lives in the config
 
     def save_pretrained(self, path: str | Path) -> Path:
         # the buffer is the value in use (it travels with EMA/checkpoint state); mirror it into config.json
         self.config = dataclasses.replace(self.config, latent_scale=float(self.latent_scale))
         return super().save_pretrained(path)
 
-    @torch.no_grad()
     def repurpose_as_direction_latents(self, channels: tuple[int, ...]) -> None:
         """Turn a trained stft codec without direction latents into one with them, in place (to fine-tune it).
 
@@ -338,14 +313,7 @@ class FOACodec(nn.Module, PretrainedMixin):
             raise ValueError("repurpose_as_direction_latents needs an stft codec without direction latents")
         if len(set(channels)) != k or not all(0 <= ch < c for ch in channels):
             raise ValueError(f"give {k} distinct latent channels in [0, {c}), got {channels}")
-        order = [ch for ch in range(c) if ch not in channels] + list(channels)
-        out = self.encoder.out  # rows: C means, then C scales
-        rows = order + [c + ch for ch in order]
-        out.weight.copy_(out.weight[rows])
-        out.bias.copy_(out.bias[rows])
-        embed = self.decoder.embed  # weight (dim, C, kernel)
-        embed.weight.copy_(embed.weight[:, order])
-        embed.weight[:, -k:] = 0.0
+        self.backbone.reorder_latent_channels([ch for ch in range(c) if ch not in channels] + list(channels), k)
         self.config = dataclasses.replace(self.config, direction_latents=True)
 
     def num_parameters(self) -> int:
