@@ -1,18 +1,16 @@
 """The shared training loop: one accelerate loop for every component (codec, ELSA, DiT).
 
-A component supplies a :class:`TrainTask` (its model, dataset, loss and validation); the loop owns everything
-generic: AdamW with warmup + cosine decay, gradient clipping, an EMA copy of the weights, a tqdm bar, TensorBoard and
-a JSONL log, a training-curve plot, checkpoints and exact resume, and export of the EMA weights.
+A component supplies a :class:`TrainTask` (its model, dataset, loss and validation, and optionally the placement of
+its other modules, parameter groups and extra checkpointed state); the loop owns everything generic: AdamW with
+warmup + cosine decay, gradient accumulation and clipping, an EMA copy of the weights, logs and a training-curve
+plot, validation of the EMA (main process), checkpoints and exact resume, and export of the EMA weights.
 
-Exact resume. A checkpoint (``out_dir/checkpoints/step_N``, written to a temporary folder and renamed, so a kill
-during saving leaves the previous one intact) holds the model, EMA, optimiser, scheduler, RNG states and the loop
-state (step, samples consumed). Data comes from :class:`StreamSampler`, an endless stream of *stream indices*
-``epoch * N + permutation_epoch[i]`` that is a pure function of (seed, position): a resumed run replays it from the
-saved position. Datasets take the clip ``index % N`` and draw all randomness from ``default_rng((seed, index))``,
-so a resumed run sees exactly the batches an uninterrupted one would have seen.
-
-Multi-GPU: run the same command under ``accelerate launch``; each process takes every ``world_size``-th stream
-position, gradients are averaged by accelerate.
+Exact resume: a checkpoint (``out_dir/checkpoints/step_N``, written to a temporary folder and renamed, so a kill
+while saving leaves the previous one intact) holds the model, EMA, optimiser, scheduler, RNG states and the loop
+state. Data comes from :class:`StreamSampler`, a stream of indices that is a pure function of (seed, position);
+datasets draw all randomness of item ``i`` from ``default_rng((seed, i))``, so a resumed run sees exactly the
+batches an uninterrupted one would have seen. Multi-GPU: run under ``accelerate launch``; each process takes every
+``world_size``-th stream position.
 """
 
 from __future__ import annotations
@@ -47,11 +45,12 @@ CURVE_NAME = "training_curve.png"
 
 @dataclass
 class TrainConfig:
-    """Generic loop settings; each component keeps per-preset defaults (e.g. ``CODEC_TRAIN_DEFAULTS``)."""
+    """Generic loop settings; each component keeps per-preset values (e.g. ``CODEC_TRAIN_DEFAULTS``)."""
 
     out_dir: Path
-    max_steps: int = 1000
-    batch_size: int = 8
+    max_steps: int = 1000  # optimiser steps
+    batch_size: int = 8  # per process and micro-batch
+    gradient_accumulation_steps: int = 1  # micro-batches per optimiser step (effective batch: batch x this x GPUs)
     learning_rate: float = 3e-4
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.99)
@@ -72,13 +71,23 @@ class TrainConfig:
         self.out_dir = Path(self.out_dir)
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         self.train_only = tuple(self.train_only)
-        for name in ("max_steps", "batch_size", "log_every", "validate_every", "checkpoint_every", "keep_checkpoints"):
+        for name in ("max_steps", "batch_size", "gradient_accumulation_steps", "log_every", "validate_every", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
 
 
 class TrainTask(Protocol):
-    """What a component supplies to :func:`run_training`."""
+    """What a component supplies to :func:`run_training`.
+
+    Optional methods, called when present:
+        ``setup(accelerator)``: place and prepare every module the task holds besides ``model`` (a discriminator, a
+        frozen encoder or codec: ``.to(accelerator.device)``, frozen ones ``.eval().requires_grad_(False)``);
+        called once, after the model is prepared and before a checkpoint is restored.
+        ``param_groups() -> list[dict]``: AdamW parameter groups of ``model`` (``params`` and optionally ``lr``,
+        ``weight_decay``; the config's values otherwise); each group's rate follows the warmup and cosine schedule.
+        ``extra_state() -> list``: objects with ``state_dict``/``load_state_dict`` that the task trains besides its
+        model (e.g. an adversary and its optimiser), saved in and restored from every checkpoint.
+    """
 
     name: str
     model: nn.Module
@@ -87,19 +96,34 @@ class TrainTask(Protocol):
     def collate(self, items: list[Any]) -> Any: ...
 
     def training_step(self, model: nn.Module, batch: Any, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scalar loss to backpropagate and floats to log; ``model`` may be wrapped by accelerate."""
+        """Scalar loss of one micro-batch and floats to log; ``model`` may be wrapped by accelerate."""
         ...
 
     def validate(self, model: nn.Module, step: int, writer: Any | None) -> dict[str, float]:
-        """Metrics of the EMA model (eval mode, no grad); may add audio or figures to a TensorBoard writer."""
+        """Metrics of the EMA model (eval mode, no grad, main process); may add audio or figures to a TensorBoard
+        writer."""
         ...
 
 
 def extra_checkpoint_state(task: TrainTask) -> list[Any]:
-    """Objects with ``state_dict``/``load_state_dict`` that a task trains besides its model (e.g. an adversary and its
-    optimiser), from its optional ``extra_state()`` method; they are saved in and restored from every checkpoint."""
+    """The task's optional ``extra_state()`` (see :class:`TrainTask`), or nothing."""
     extra = getattr(task, "extra_state", None)
     return list(extra()) if callable(extra) else []
+
+
+def param_groups(task: TrainTask) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups: the task's optional ``param_groups()`` or one group of the whole model, less
+    frozen parameters (``requires_grad`` false, e.g. by ``train_only``); empty groups are dropped.
+
+    Raises ``ValueError`` naming the trainable parameters that no group holds (they would silently stay put)."""
+    custom = getattr(task, "param_groups", None)
+    groups = custom() if callable(custom) else [{"params": task.model.parameters()}]
+    groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in groups]
+    held = {id(p) for g in groups for p in g["params"]}
+    missing = [n for n, p in task.model.named_parameters() if p.requires_grad and id(p) not in held]
+    if missing:
+        raise ValueError(f"{task.name}: param_groups() leaves out trainable parameters: {', '.join(missing)}")
+    return [g for g in groups if g["params"]]
 
 
 class StreamSampler(Sampler[int]):
@@ -193,130 +217,200 @@ def freeze_all_but(model: torch.nn.Module, prefixes: tuple[str, ...]) -> int:
     return trainable
 
 
-def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> Path:
-    """Train ``task.model`` for ``config.max_steps`` steps; returns the folder of the exported EMA weights."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from diffusers.optimization import get_scheduler
+@dataclass
+class _Run:
+    """What a run holds while it trains (built by :func:`_start_run`)."""
 
+    task: TrainTask
+    config: TrainConfig
+    accelerator: Any
+    model: nn.Module  # as prepared by accelerate
+    ema: AveragedModel
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    state: LoopState
+    writer: Any | None  # TensorBoard, main process only
+
+    @property
+    def log_file(self) -> Path:
+        return self.config.out_dir / LOG_NAME
+
+
+def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> Path:
+    """Train ``task.model`` for ``config.max_steps`` optimiser steps; returns the folder of the exported EMA weights.
+
+    Raises ``FileExistsError`` when ``out_dir`` holds a run and ``resume`` is false, ``FloatingPointError`` after
+    ``config.max_bad_steps`` consecutive non-finite losses."""
+    checkpoint = _prepare_out_dir(task, config, resume)
+    run = _start_run(task, config, checkpoint)
+    batches = iter(_loader(run))
+    bar = tqdm(total=config.max_steps, initial=run.state.step, desc=f"train {task.name}",
+               disable=not run.accelerator.is_main_process, dynamic_ncols=True)
+    bad_steps = 0
+    while run.state.step < config.max_steps:
+        record = _optimizer_step(run, batches)
+        if record is None:
+            bad_steps += 1
+            if bad_steps >= config.max_bad_steps:
+                raise FloatingPointError(
+                    f"{bad_steps} consecutive non-finite losses at step {run.state.step}; lower the learning rate "
+                    f"or check the data, then resume from {latest_checkpoint(config.out_dir)}"
+                )
+            continue
+        bad_steps = 0
+        bar.update(1)
+        _after_step(run, record, bar)
+    bar.close()
+    run.accelerator.end_training()
+    return config.out_dir / EXPORT_DIR
+
+
+def _prepare_out_dir(task: TrainTask, config: TrainConfig, resume: bool) -> Path | None:
+    """Check ``out_dir`` against ``resume``, record the model and loop configs; returns the checkpoint to resume."""
     out_dir = config.out_dir
-    checkpoint = latest_checkpoint(out_dir) if resume else None
+    checkpoint = latest_checkpoint(out_dir)
     if resume and checkpoint is None:
         logger.warning("--resume: no checkpoint in %s, starting from scratch", out_dir / CHECKPOINT_DIR)
-    if not resume and latest_checkpoint(out_dir) is not None:
+    if not resume and checkpoint is not None:
         raise FileExistsError(
             f"{out_dir} already holds checkpoints; pass --resume to continue that run or choose another --out"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     check_model_config(task.model, out_dir, resuming=checkpoint is not None)
     (out_dir / "train_config.json").write_text(json.dumps(asdict(config), default=str, indent=2) + "\n")
+    return checkpoint
 
-    accelerator = Accelerator(log_with="tensorboard", project_dir=str(out_dir), mixed_precision=config.mixed_precision)
+
+def _start_run(task: TrainTask, config: TrainConfig, checkpoint: Path | None) -> _Run:
+    """Accelerator, optimiser, schedule and EMA; the task's ``setup``; the checkpoint restored when given."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from diffusers.optimization import get_scheduler
+
+    # The schedule steps once per optimiser step, however many processes (accelerate's default would step it
+    # num_processes times, ending the cosine early under `accelerate launch`).
+    accelerator = Accelerator(log_with="tensorboard", project_dir=str(config.out_dir),
+                              mixed_precision=config.mixed_precision, step_scheduler_with_optimizer=False,
+                              gradient_accumulation_steps=config.gradient_accumulation_steps)
     set_seed(config.seed)
-    model = task.model
     if config.train_only:
-        trainable = freeze_all_but(model, config.train_only)
-        logger.info("training %d of %d parameters (%s)", trainable, sum(p.numel() for p in model.parameters()),
+        trainable = freeze_all_but(task.model, config.train_only)
+        logger.info("training %d of %d parameters (%s)", trainable, sum(p.numel() for p in task.model.parameters()),
                     ", ".join(config.train_only))
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.learning_rate,
-        betas=config.betas,
-        weight_decay=config.weight_decay,
-    )
-    scheduler = get_scheduler(
-        "cosine", optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=config.max_steps
-    )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    ema = AveragedModel(task.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    optimizer = torch.optim.AdamW(param_groups(task), lr=config.learning_rate, betas=config.betas,
+                                  weight_decay=config.weight_decay)
+    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=config.warmup_steps,
+                              num_training_steps=config.max_steps)
+    model, optimizer, scheduler = accelerator.prepare(task.model, optimizer, scheduler)
     ema.to(accelerator.device)
+    setup = getattr(task, "setup", None)
+    if callable(setup):
+        setup(accelerator)
     state = LoopState()
     accelerator.register_for_checkpointing(ema, state, *extra_checkpoint_state(task))
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
         logger.info("resumed from %s (step %d)", checkpoint, state.step)
+    accelerator.init_trackers(task.name)
+    return _Run(task, config, accelerator, model, ema, optimizer, scheduler, state, _tensorboard_writer(accelerator))
 
+
+def _loader(run: _Run) -> DataLoader:
+    """Batches of the stream from the run's position, this process's share."""
+    config = run.config
     sampler = StreamSampler(
-        len(task.train_dataset),  # type: ignore[arg-type]
+        len(run.task.train_dataset),  # type: ignore[arg-type]
         config.seed,
-        start=state.samples_seen,
-        rank=accelerator.process_index,
-        world_size=accelerator.num_processes,
+        start=run.state.samples_seen,
+        rank=run.accelerator.process_index,
+        world_size=run.accelerator.num_processes,
     )
-    loader = DataLoader(
-        task.train_dataset,
+    return DataLoader(
+        run.task.train_dataset,
         batch_size=config.batch_size,
         sampler=sampler,
-        collate_fn=task.collate,
+        collate_fn=run.task.collate,
         num_workers=config.num_workers,
         # Own generator: creating the iterator must not consume the global RNG restored from the checkpoint.
         generator=torch.Generator().manual_seed(config.seed),
         persistent_workers=config.num_workers > 0,
     )
-    accelerator.init_trackers(task.name)
-    writer = _tensorboard_writer(accelerator)
-    log_file = out_dir / LOG_NAME
-    bar = tqdm(total=config.max_steps, initial=state.step, desc=f"train {task.name}",
-               disable=not accelerator.is_main_process, dynamic_ncols=True)
-    bad_steps = 0
-    batches = iter(loader)
-    while state.step < config.max_steps:
+
+
+def _optimizer_step(run: _Run, batches: Iterator[Any]) -> dict[str, float] | None:
+    """One optimiser step over ``gradient_accumulation_steps`` micro-batches, then the EMA update; returns the
+    training record (losses and logs averaged over the micro-batches), or None when a loss was not finite (the step
+    is skipped, its batches consumed)."""
+    accelerator, state, config = run.accelerator, run.state, run.config
+    losses: list[float] = []
+    logs: list[dict[str, float]] = []
+    run.model.train()
+    for _ in range(config.gradient_accumulation_steps):
         batch = to_device(next(batches), accelerator.device)
-        model.train()
-        with accelerator.autocast():
-            loss, logs = task.training_step(model, batch, state.step)
-        state.samples_seen += config.batch_size * accelerator.num_processes
-        if not torch.isfinite(loss):
-            bad_steps += 1
-            logger.warning("step %d: non-finite loss (%s), step skipped", state.step, loss.item())
-            optimizer.zero_grad(set_to_none=True)
-            if bad_steps >= config.max_bad_steps:
-                raise FloatingPointError(
-                    f"{bad_steps} consecutive non-finite losses at step {state.step}; lower the learning rate or "
-                    f"check the data, then resume from {latest_checkpoint(out_dir)}"
-                )
-            continue
-        bad_steps = 0
-        accelerator.backward(loss)
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.grad_clip) if config.grad_clip > 0 else None
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        ema.update_parameters(accelerator.unwrap_model(model))
-        state.step += 1
-        bar.update(1)
-
-        if state.step % config.log_every == 0 or state.step == config.max_steps:
-            record = {"step": state.step, "loss": loss.item(), "lr": scheduler.get_last_lr()[0], **logs}
-            if grad_norm is not None:
-                record["grad_norm"] = float(grad_norm)
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            if accelerator.is_main_process:
-                accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=state.step)
-                with log_file.open("a") as handle:
-                    handle.write(json.dumps(record) + "\n")
-        if state.step % config.validate_every == 0 or state.step == config.max_steps:
-            metrics = _validate(task, ema.module, state.step, writer)
-            if accelerator.is_main_process and metrics:
-                accelerator.log({f"valid/{k}": v for k, v in metrics.items()}, step=state.step)
-                state.history.append({"step": state.step, **metrics})
-                with log_file.open("a") as handle:
-                    handle.write(json.dumps({"step": state.step, "valid": metrics}) + "\n")
-        if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
-            _save_checkpoint(accelerator, out_dir, state.step, config.keep_checkpoints)
-            if accelerator.is_main_process:
-                ema.module.save_pretrained(out_dir / EXPORT_DIR)  # type: ignore[operator]
-                plot_training_curve(log_file, out_dir / CURVE_NAME)
-    bar.close()
-    accelerator.end_training()
-    return out_dir / EXPORT_DIR
+        with accelerator.accumulate(run.model):
+            with accelerator.autocast():
+                loss, step_logs = run.task.training_step(run.model, batch, state.step)
+            state.samples_seen += config.batch_size * accelerator.num_processes
+            losses.append(loss.item())
+            logs.append(step_logs)
+            if math.isfinite(losses[-1]):
+                accelerator.backward(loss)
+    if not all(math.isfinite(x) for x in losses):
+        logger.warning("step %d: non-finite loss (%s), step skipped", state.step, losses)
+        run.optimizer.zero_grad(set_to_none=True)
+        return None
+    grad_norm = (accelerator.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+                 if config.grad_clip > 0 else None)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.ema.update_parameters(accelerator.unwrap_model(run.model))
+    state.step += 1
+    record = {"step": state.step, "loss": _mean(losses), "lr": run.scheduler.get_last_lr()[0],
+              **{k: _mean([entry[k] for entry in logs]) for k in logs[0]}}
+    if grad_norm is not None:
+        record["grad_norm"] = float(grad_norm)
+    return record
 
 
-def _validate(task: TrainTask, model: nn.Module, step: int, writer: Any | None) -> dict[str, float]:
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _after_step(run: _Run, record: dict[str, float], bar: Any) -> None:
+    """Log, validate, checkpoint and export when the step calls for it (and always after the last step)."""
+    step, config = run.state.step, run.config
+    last = step == config.max_steps
+    if step % config.log_every == 0 or last:
+        bar.set_postfix(loss=f"{record['loss']:.4f}")
+        if run.accelerator.is_main_process:
+            run.accelerator.log({f"train/{k}": v for k, v in record.items() if k != "step"}, step=step)
+            _append_log(run.log_file, record)
+    if (step % config.validate_every == 0 or last) and run.accelerator.is_main_process:
+        _validate_and_log(run)
+    if step % config.checkpoint_every == 0 or last:
+        _save_checkpoint(run.accelerator, config.out_dir, step, config.keep_checkpoints)
+        if run.accelerator.is_main_process:
+            run.ema.module.save_pretrained(config.out_dir / EXPORT_DIR)  # type: ignore[operator]
+            plot_training_curve(run.log_file, config.out_dir / CURVE_NAME)
+
+
+def _validate_and_log(run: _Run) -> None:
+    """Validate the EMA model (eval mode, no grad) and log its metrics; main process only."""
+    step, model = run.state.step, run.ema.module
     model.eval()
     with torch.no_grad():
-        metrics = task.validate(model, step, writer)
-    return {k: float(v) for k, v in metrics.items()}
+        metrics = {k: float(v) for k, v in run.task.validate(model, step, run.writer).items()}
+    if metrics:
+        run.accelerator.log({f"valid/{k}": v for k, v in metrics.items()}, step=step)
+        run.state.history.append({"step": step, **metrics})
+        _append_log(run.log_file, {"step": step, "valid": metrics})
+
+
+def _append_log(log_file: Path, record: dict[str, Any]) -> None:
+    with log_file.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")
 
 
 def _tensorboard_writer(accelerator: Any) -> Any | None:
