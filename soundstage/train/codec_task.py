@@ -1,13 +1,14 @@
 """Codec training task for the shared loop: ``soundstage train codec --preset small --data DIR --out DIR``.
 
-Data: random crops of the FOA clips of a dataset folder's ``train`` split (manifest + FLAC), each rotated by a random
-yaw (an exact FOA rotation, so every direction is seen equally often). All randomness of an item comes from
-``numpy.random.default_rng((seed, stream_index))`` as the loop's exact resume requires. Decoded clips are cached in
-memory (int16, up to a byte budget), so each FLAC is decoded once per run.
+Data: random crops of the FOA clips of a dataset folder's ``train`` split, each turned by a random yaw
+(:class:`soundstage.data.dataset.FOADataset`, a pure function of ``(seed, stream index)`` as exact resume requires).
 
-Validation (EMA weights): a fixed subset of the ``valid`` split (the first clips of the manifest, centre crops),
-decoded once. It logs reconstruction and spatial metrics, two audio examples to TensorBoard, and measures the
-latent scale (1 / std of the posterior means) and sets it on the model, so every export carries a current one.
+Validation (EMA weights): centre crops of the first clips of the ``valid`` split, decoded once. It logs
+reconstruction and spatial metrics and two audio examples, and measures the latent scale
+(:func:`soundstage.codec.measure_latent_scale`) and sets it on the model, so every export carries a current one.
+
+Optional adversary: a discriminator trained inside each step with its own optimiser; :meth:`CodecTask.setup` puts
+it on the loop's device and both are in every checkpoint.
 """
 
 from __future__ import annotations
@@ -27,85 +28,43 @@ from soundstage.codec.losses import (
     discriminator_loss,
     generator_adversarial_loss,
 )
-from soundstage.codec.model import CODEC_PRESETS, FOACodec, FOACodecConfig
-from soundstage.common.audio import load_audio
-from soundstage.data.manifest import split_records
-from soundstage.foa import rotate_foa
+from soundstage.codec.model import CODEC_PRESETS, FOACodec, FOACodecConfig, measure_latent_scale
+from soundstage.data.dataset import FOAClips, FOADataset, centre_crops
 from soundstage.train.trainer import TrainConfig
 
-# Per-preset overrides of TrainConfig (plus codec-only keys: crop_seconds, valid_clips, valid_seconds, cache_mb).
-# small: 0.9-1.5 s per step on one (shared) CPU core with 8 x 1 s crops, so 6,000 steps is 90-150 min. 1 s crops are
-# plenty for a network whose receptive field is ~0.5 s, and half the cost of 2 s ones. Validation takes 48 clips of
-# 4 s (~20 s of CPU): 16 crops of 2 s ranked runs differently from the full valid split.
+# Per-preset TrainConfig values (what a step costs: docs/training.md).
 CODEC_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "max_steps": 20, "batch_size": 2, "crop_seconds": 0.5, "learning_rate": 1e-3, "warmup_steps": 2,
-        "log_every": 1, "validate_every": 10, "checkpoint_every": 10, "valid_clips": 2, "valid_seconds": 0.5,
-        "cache_mb": 64,
-    },
-    "small": {
-        "max_steps": 6000, "batch_size": 8, "crop_seconds": 1.0, "learning_rate": 1e-3, "warmup_steps": 200,
-        "ema_decay": 0.999, "log_every": 25, "validate_every": 500, "checkpoint_every": 250, "valid_clips": 48,
-        "valid_seconds": 4.0, "cache_mb": 3000,
-    },
-    "paper": {
-        "max_steps": 500_000, "batch_size": 16, "crop_seconds": 2.0, "learning_rate": 1e-4, "warmup_steps": 1000,
-        "ema_decay": 0.9999, "log_every": 100, "validate_every": 5000, "checkpoint_every": 5000, "valid_clips": 32,
-        "valid_seconds": 4.0, "cache_mb": 16000,
-    },
+    "tiny": {"max_steps": 20, "batch_size": 2, "learning_rate": 1e-3, "warmup_steps": 2, "log_every": 1,
+             "validate_every": 10, "checkpoint_every": 10},
+    "small": {"max_steps": 6000, "batch_size": 8, "learning_rate": 1e-3, "warmup_steps": 200, "ema_decay": 0.999,
+              "log_every": 25, "validate_every": 500, "checkpoint_every": 250},
+    "paper": {"max_steps": 500_000, "batch_size": 16, "learning_rate": 1e-4, "warmup_steps": 1000,
+              "ema_decay": 0.9999, "log_every": 100, "validate_every": 5000, "checkpoint_every": 5000},
 }
 
 
-class FOAClipCache:
-    """Decoded ``(4, T)`` clips of a dataset split at one sample rate, kept in memory as int16 up to a budget."""
+@dataclass(frozen=True)
+class CodecDataConfig:
+    """What the codec trains and validates on."""
 
-    def __init__(self, data_dir: Path, records: list[dict[str, Any]], sample_rate: int, budget_mb: float):
-        self.data_dir, self.records, self.sample_rate = Path(data_dir), records, sample_rate
-        self.budget = int(budget_mb * 2**20)
-        self.used = 0
-        self.clips: dict[int, np.ndarray] = {}
+    crop_seconds: float  # training crop; the network's receptive field is ~0.5 s, so 1 s is plenty on a CPU
+    valid_clips: int  # fixed validation subset: the first clips of the valid split, centre crops
+    valid_seconds: float
+    cache_mb: float  # decoded training clips kept in memory (int16)
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def get(self, i: int) -> np.ndarray:
-        """float32 ``(4, T)`` clip ``i``."""
-        if i not in self.clips:
-            audio, _ = load_audio(self.data_dir / self.records[i]["path"], sample_rate=self.sample_rate, channels=4)
-            if self.used + audio.nbytes // 2 > self.budget:
-                return audio
-            # 16-bit FLAC decodes to int / 32768 exactly, so this is lossless for our datasets; the first use
-            # returns the cached copy too, so a resumed run (cold cache) sees the very same samples
-            self.clips[i] = np.clip(np.round(audio * 32768.0), -32768, 32767).astype(np.int16)
-            self.used += audio.nbytes // 2
-        return self.clips[i].astype(np.float32) / 32768.0
+    def __post_init__(self) -> None:
+        if self.crop_seconds <= 0 or self.valid_seconds <= 0:
+            raise ValueError("crop_seconds and valid_seconds must be positive")
+        if self.valid_clips < 1 or self.cache_mb < 0:
+            raise ValueError("valid_clips must be >= 1 and cache_mb >= 0")
 
 
-def crop_or_pad(audio: np.ndarray, length: int, offset: int) -> np.ndarray:
-    """``audio[:, offset:offset + length]``, zero-padded at the end when the clip is shorter."""
-    out = audio[:, offset : offset + length]
-    if out.shape[1] < length:
-        out = np.pad(out, ((0, 0), (0, length - out.shape[1])))
-    return out
-
-
-class FOACropDataset(torch.utils.data.Dataset):
-    """Random crops with random yaw; item ``i`` (any non-negative stream index) uses clip ``i % N``."""
-
-    def __init__(self, cache: FOAClipCache, crop_samples: int, seed: int = 0, rotate: bool = True):
-        self.cache, self.crop_samples, self.seed, self.rotate = cache, crop_samples, seed, rotate
-
-    def __len__(self) -> int:
-        return len(self.cache)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        rng = np.random.default_rng((self.seed, int(index)))
-        audio = self.cache.get(int(index) % len(self.cache))
-        offset = int(rng.integers(0, max(1, audio.shape[1] - self.crop_samples + 1)))
-        crop = torch.from_numpy(np.ascontiguousarray(crop_or_pad(audio, self.crop_samples, offset)))
-        if self.rotate:
-            crop = rotate_foa(crop, yaw_deg=float(rng.uniform(-180.0, 180.0)))
-        return crop
+CODEC_DATA_DEFAULTS: dict[str, CodecDataConfig] = {
+    "tiny": CodecDataConfig(crop_seconds=0.5, valid_clips=2, valid_seconds=0.5, cache_mb=64),
+    # 48 clips of 4 s: 16 crops of 2 s ranked runs differently from the full valid split
+    "small": CodecDataConfig(crop_seconds=1.0, valid_clips=48, valid_seconds=4.0, cache_mb=3000),
+    "paper": CodecDataConfig(crop_seconds=2.0, valid_clips=32, valid_seconds=4.0, cache_mb=16000),
+}
 
 
 @dataclass
@@ -113,7 +72,7 @@ class CodecTask:
     """The codec's :class:`~soundstage.train.trainer.TrainTask`."""
 
     model: FOACodec
-    train_dataset: FOACropDataset
+    train_dataset: FOADataset
     valid_audio: torch.Tensor  # (N, 4, T) fixed validation crops
     loss: CodecLoss
     out_dir: Path
@@ -139,6 +98,15 @@ class CodecTask:
             logs.update(loss_disc=d_loss.item(), loss_adv=adv.item(), loss_feature_matching=fm.item())
         return loss, logs
 
+    def setup(self, accelerator: Any) -> None:
+        """Put the adversary on the loop's device, with its optimiser rebuilt over the moved weights (a move to some
+        devices makes new parameters; setup comes before any step and before a checkpoint is restored)."""
+        if self.discriminator is not None and self.disc_optimizer is not None:
+            self.discriminator.to(accelerator.device)
+            settings = self.disc_optimizer.state_dict()  # hyperparameters of each group (no state yet)
+            self.disc_optimizer = type(self.disc_optimizer)(self.discriminator.parameters())
+            self.disc_optimizer.load_state_dict(settings)
+
     def extra_state(self) -> list[Any]:
         """The adversary and its optimiser, checkpointed with the model so an adversarial run resumes exactly."""
         return [] if self.discriminator is None else [self.discriminator, self.disc_optimizer]
@@ -152,13 +120,9 @@ class CodecTask:
         codec: FOACodec = getattr(model, "module", model)
         device = codec.latent_scale.device
         target = self.valid_audio.to(device)
-        recons, means = [], []
-        for chunk in target.split(8):
-            mean, _ = codec.posterior(chunk)
-            means.append(mean)
-            recons.append(codec.decode_unscaled(mean, chunk.shape[-1]))
-        recon, mean = torch.cat(recons), torch.cat(means)
-        scale = 1.0 / float(mean.double().std().clamp_min(1e-6))
+        recon = torch.cat([codec.decode_unscaled(codec.posterior(chunk)[0], chunk.shape[-1])
+                           for chunk in target.split(8)])
+        scale = measure_latent_scale(codec, target.split(8))
         codec.set_latent_scale(scale)
         self.model.set_latent_scale(scale)  # the live model too, so the EMA of the buffer stays put
         sr = codec.sample_rate
@@ -188,37 +152,30 @@ class CodecTask:
         return metrics
 
 
-def load_valid_audio(data_dir: Path, sample_rate: int, clips: int, seconds: float, split: str = "valid") -> torch.Tensor:
-    """Centre crops ``(N, 4, seconds * sample_rate)`` of the first ``clips`` clips of a split (falls back to train)."""
+def load_valid_audio(data_dir: Path, sample_rate: int, data: CodecDataConfig) -> torch.Tensor:
+    """Centre crops ``(N, 4, T)`` of the first ``data.valid_clips`` clips of the valid split (else of train)."""
     try:
-        records = split_records(data_dir, split)
+        clips = FOAClips(data_dir, "valid", sample_rate)
     except ValueError:
-        records = split_records(data_dir, "train")
-    cache = FOAClipCache(data_dir, records[:clips], sample_rate, budget_mb=0)
-    length = round(seconds * sample_rate)
-    crops = []
-    for i in range(len(cache)):
-        audio = cache.get(i)
-        crops.append(crop_or_pad(audio, length, max(0, (audio.shape[1] - length) // 2)))
-    return torch.from_numpy(np.stack(crops))
+        clips = FOAClips(data_dir, "train", sample_rate)
+    return centre_crops(clips, data.valid_seconds, data.valid_clips)
 
 
 def make_codec_task(
     preset: str, data_dir: Path, config: TrainConfig, loss_config: CodecLossConfig | None = None,
-    model_config: FOACodecConfig | None = None,
+    model_config: FOACodecConfig | None = None, data_config: CodecDataConfig | None = None,
 ) -> CodecTask:
     """Build the codec, its data and loss for ``run_training``; ``preset`` names a ``CODEC_PRESETS`` entry (its
-    training defaults, and its model config unless ``model_config`` replaces it)."""
+    model config and :data:`CODEC_DATA_DEFAULTS` entry, unless ``model_config`` or ``data_config`` replace them)."""
     if preset not in CODEC_PRESETS:
         raise ValueError(f"unknown codec preset {preset!r}; choose one of {sorted(CODEC_PRESETS)}")
-    defaults = CODEC_TRAIN_DEFAULTS[preset]
+    data = data_config or CODEC_DATA_DEFAULTS[preset]
     data_dir = Path(data_dir)
     torch.manual_seed(config.seed)  # model init is part of the run's identity
     model = FOACodec(model_config or CODEC_PRESETS[preset])
     sr = model.sample_rate
-    cache = FOAClipCache(data_dir, split_records(data_dir, "train"), sr, defaults["cache_mb"])
-    dataset = FOACropDataset(cache, round(defaults["crop_seconds"] * sr), seed=config.seed)
-    valid = load_valid_audio(data_dir, sr, defaults["valid_clips"], defaults["valid_seconds"])
+    dataset = FOADataset(FOAClips(data_dir, "train", sr, data.cache_mb), data.crop_seconds, seed=config.seed)
+    valid = load_valid_audio(data_dir, sr, data)
     loss = CodecLoss(loss_config, sample_rate=sr)
     task = CodecTask(model=model, train_dataset=dataset, valid_audio=valid, loss=loss, out_dir=config.out_dir)
     if loss.config.adversarial:
@@ -228,4 +185,4 @@ def make_codec_task(
     return task
 
 
-__all__ = ["CODEC_TRAIN_DEFAULTS", "CodecTask", "FOAClipCache", "FOACropDataset", "make_codec_task"]
+__all__ = ["CODEC_DATA_DEFAULTS", "CODEC_TRAIN_DEFAULTS", "CodecDataConfig", "CodecTask", "make_codec_task"]

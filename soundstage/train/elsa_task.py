@@ -1,18 +1,15 @@
 """ELSA training task for the shared loop (:func:`soundstage.train.trainer.run_training`).
 
-CPU training is made cheap by caching, in the run folder, everything that does not change between steps:
+CPU training is made cheap by caching, in the run folder, everything that does not change between steps: whole-clip
+audio features (log-mel of W and band intensity vectors, computed from :class:`soundstage.data.dataset.FOAClips`)
+and the frozen text model's features of every caption the stream can draw. A step then only crops frames and runs
+the CNNs.
 
-- audio features per clip (log-mel of W and band intensity vectors, :class:`~soundstage.elsa_encoder.features.
-  FOAFeatures`) of the whole clip, so a step only crops frames and runs the CNNs;
-- frozen text-model features of every caption the stream can draw.
-
-Items follow :class:`soundstage.data.dataset.FOADataset` semantics, on features instead of audio: a pure function of
-``(seed, stream index)``; a share is non-spatial (the omni W signal alone, which has zero intensity, with the plain
-semantic caption and NaN labels); spatial views get a random crop, a random quarter-turn yaw rotation (exact on
-intensity vectors; the azimuth label moves and the caption is regenerated with
-:func:`soundstage.data.captions.spatial_caption`, in one of a few phrasings) and a random gain. Each item carries
-several views of one sound (other turns, another rendering of its source) as in-batch hard negatives that differ
-only in space; see :class:`ELSAFeatureDataset`.
+Items are a pure function of ``(seed, stream index)``, as the loop's exact resume requires. A share is non-spatial
+(W alone, which has zero intensity, with the plain caption and NaN labels); spatial views get a random crop, a random
+quarter-turn yaw (exact on intensity vectors; the azimuth label moves and the caption is regenerated) and a random
+gain. Each item carries several views of one sound as in-batch hard negatives that differ only in space
+(:class:`ELSAFeatureDataset`).
 """
 
 from __future__ import annotations
@@ -24,7 +21,7 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +30,8 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
-from soundstage.common.audio import load_audio
 from soundstage.data import captions as cap
-from soundstage.data.dataset import LABEL_KEYS
-from soundstage.data.manifest import split_records
+from soundstage.data.dataset import LABEL_KEYS, FOAClips, centre_offset, crop_or_pad, random_offset
 from soundstage.elsa_encoder import ELSA, ELSAConfig, elsa_loss, elsa_preset
 from soundstage.elsa_encoder.features import LOG_EPS, FOAFeatures, rotate_intensity
 from soundstage.elsa_encoder.loss import contrastive_loss
@@ -49,12 +44,11 @@ from .trainer import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-# Per-preset overrides of TrainConfig (the CLI applies these, then its flags).
+# Per-preset TrainConfig values. batch_size counts items of ELSADataConfig.views (3) views each: tiny 4 x 3,
+# small 12 x 3 = 36 pairs per step.
 ELSA_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    # batch_size counts items of ELSADataConfig.views (3) views each: tiny 4 x 3, small 12 x 3 = 36 pairs per step.
     "tiny": dict(max_steps=20, batch_size=4, learning_rate=1e-3, warmup_steps=2, log_every=5, validate_every=10,
                  checkpoint_every=10, ema_decay=0.9),
-    # ~1.5 s per step on one CPU core (36 pairs of 4-s crops): 2400 steps is about an hour.
     "small": dict(max_steps=2400, batch_size=12, learning_rate=1e-3, weight_decay=0.01, warmup_steps=150,
                   log_every=25, validate_every=300, checkpoint_every=150, ema_decay=0.995),
     "paper": dict(max_steps=100_000, batch_size=96, learning_rate=5e-4, weight_decay=0.01, warmup_steps=2000,
@@ -62,7 +56,7 @@ ELSA_TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-@dataclass
+@dataclass(frozen=True)
 class ELSADataConfig:
     """How training items are drawn from the cached features."""
 
@@ -117,11 +111,8 @@ class SplitFeatures:
         (silence: ln(1e-8) and zero intensity) to ``frames`` when the clip is shorter."""
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
         frames = hi - lo if frames is None else frames
-        a, b = lo + start, min(lo + start + frames, hi)
-        logmel = np.full((self.logmel.shape[0], frames), math.log(LOG_EPS), dtype=np.float32)
-        intensity = np.zeros((6, self.logmel.shape[0], frames), dtype=np.float32)
-        logmel[:, : b - a] = self.logmel[:, a:b]
-        intensity[..., : b - a] = self.intensity[..., a:b]
+        logmel = crop_or_pad(self.logmel[:, lo:hi], frames, start, fill=math.log(LOG_EPS))
+        intensity = crop_or_pad(self.intensity[..., lo:hi], frames, start)
         return torch.from_numpy(logmel), torch.from_numpy(intensity)
 
     def frames(self, i: int) -> int:
@@ -140,17 +131,15 @@ def cached_split_features(
 ) -> SplitFeatures:
     """Features of every clip of ``split``, computed once and stored under ``cache_dir`` (keyed by the manifest's
     content and the feature settings, written atomically)."""
-    data_dir = Path(data_dir)
-    records = split_records(data_dir, split)
-    key = _feature_key(config, data_dir / "manifest.jsonl", split, max_seconds)
+    clips = FOAClips(data_dir, split, config.sample_rate)
+    key = _feature_key(config, clips.folder / "manifest.jsonl", split, max_seconds)
     folder = Path(cache_dir) / f"features-{split}-{key}"
     if not (folder / "offsets.npy").exists():
         extractor = FOAFeatures(config)
         logmels, intensities, offsets = [], [], [0]
         limit = int(max_seconds * config.sample_rate)
-        for record in tqdm(records, desc=f"ELSA features ({split})", leave=False):
-            audio, _ = load_audio(data_dir / record["path"], sample_rate=config.sample_rate, channels=4)
-            audio = audio[:, :limit]
+        for i in tqdm(range(len(clips)), desc=f"ELSA features ({split})", leave=False):
+            audio = clips.audio(i)[:, :limit]
             if audio.shape[-1] < config.n_fft:
                 audio = np.pad(audio, ((0, 0), (0, config.n_fft - audio.shape[-1])))
             with torch.no_grad():
@@ -167,7 +156,7 @@ def cached_split_features(
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(tmp, folder)
     return SplitFeatures(
-        records, np.load(folder / "logmel.npy"), np.load(folder / "intensity.npy"), np.load(folder / "offsets.npy")
+        clips.records, np.load(folder / "logmel.npy"), np.load(folder / "intensity.npy"), np.load(folder / "offsets.npy")
     )
 
 
@@ -283,7 +272,7 @@ class ELSAFeatureDataset(Dataset):
         return view
 
     def _start(self, i: int, rng: np.random.Generator) -> int:
-        return int(rng.integers(0, max(1, self.features.frames(i) - self.crop_frames + 1)))
+        return random_offset(rng, self.features.frames(i), self.crop_frames)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         if not isinstance(index, (int, np.integer)) or index < 0:
@@ -405,8 +394,7 @@ def _validation_set(
     picks = np.linspace(0, len(features) - 1, count).round().astype(int)
     crops = []
     for i in picks:
-        start = max(0, (features.frames(int(i)) - crop_frames) // 2)
-        crops.append(features.clip(int(i), start, crop_frames))
+        crops.append(features.clip(int(i), centre_offset(features.frames(int(i)), crop_frames), crop_frames))
     records = [features.records[int(i)] for i in picks]
     captions = [r["spatial_caption"] for r in records]
     frozen = model.text_top_layers is None
@@ -441,7 +429,7 @@ def make_elsa_task(
         data_config: replaces the preset's :class:`ELSADataConfig`.
     """
     model_config = model_config or elsa_preset(preset)
-    data = data_config or replace(ELSA_DATA_DEFAULTS.get(preset, ELSADataConfig()))
+    data = data_config or ELSA_DATA_DEFAULTS[preset]
     cache_dir = Path(cache_dir) if cache_dir is not None else Path(config.out_dir) / "cache"
     with torch.random.fork_rng():
         torch.manual_seed(config.seed)

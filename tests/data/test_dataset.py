@@ -1,8 +1,8 @@
-"""FOADataset: shapes and labels, index -> item determinism, non-spatial items, resampling, collate."""
+"""FOAClips, FOADataset and the cropping rules: windows of the clips, index -> item determinism, the draw order that
+keeps a run's crops fixed, the int16 cache, resampling, centre crops."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +10,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from soundstage.data.dataset import LABEL_KEYS, FOADataset, collate
+from soundstage.data.dataset import FOAClips, FOADataset, centre_crops, centre_offset, crop_or_pad, random_offset
 from soundstage.data.manifest import write_manifest
+from soundstage.foa import rotate_foa
 
 SR = 8000
 
@@ -20,7 +21,7 @@ def _write_clip(folder: Path, name: str, seconds: float, seed: int) -> tuple[str
     rng = np.random.default_rng(seed)
     foa = (0.2 * rng.standard_normal((4, int(seconds * SR)))).astype(np.float32)
     foa[0] += 0.3  # W carries a recognisable offset
-    sf.write(folder / "audio" / name, foa.T, SR, subtype="FLOAT" if name.endswith(".wav") else "PCM_24")
+    sf.write(folder / "audio" / name, foa.T, SR, subtype="PCM_16")
     return f"audio/{name}", foa.shape[1]
 
 
@@ -41,96 +42,91 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_items_have_shapes_labels_and_captions(folder: Path) -> None:
-    data = FOADataset(folder, "train", SR, crop_seconds=1.0)
-    assert len(data) == 3
-    item = data[1]
-    assert item["audio"].shape == (4, SR) and item["audio"].dtype == torch.float32
-    assert item["is_spatial"].dtype == torch.bool and bool(item["is_spatial"])
-    assert item["caption"] == "sound 1 to the left" and item["semantic_caption"] == "sound 1"
-    assert item["azimuth_deg"].item() == pytest.approx(10.0) and item["distance_m"].item() == pytest.approx(1.5)
-    assert all(item[k].shape == () and item[k].dtype == torch.float32 for k in LABEL_KEYS)
-    assert FOADataset(folder, "test", SR, 1.0)[0]["semantic_caption"] == "sound 3"
+def _file(folder: Path, i: int) -> np.ndarray:
+    return sf.read(folder / "audio" / f"c{i}.flac", dtype="float32")[0].T  # (4, T)
 
 
-def test_crop_is_a_window_of_the_clip(folder: Path) -> None:
-    full, _ = sf.read(folder / "audio" / "c0.flac", dtype="float32")
-    item = FOADataset(folder, "train", SR, crop_seconds=0.25)[0]
-    window = item["audio"].numpy()
-    starts = [s for s in range(full.shape[0] - window.shape[1] + 1) if np.array_equal(full[s, :], window[:, 0])]
-    assert len(starts) == 1
-    np.testing.assert_array_equal(full[starts[0] : starts[0] + window.shape[1]].T, window)
+def test_clips_are_the_split_s_files_and_the_cache_is_lossless(folder: Path) -> None:
+    clips = FOAClips(folder, "train", SR, cache_mb=1)
+    assert len(clips) == 3 and [r["caption"] for r in clips.records] == ["sound 0", "sound 1", "sound 2"]
+    first = clips.audio(0)
+    assert 0 in clips.cache and clips.cache[0].dtype == np.int16
+    np.testing.assert_array_equal(first, _file(folder, 0))  # 16-bit FLAC: int16 round trip is exact
+    np.testing.assert_array_equal(clips.audio(0), first)
+    assert FOAClips(folder, "test", SR).records[0]["caption"] == "sound 3"
+    with pytest.raises(ValueError, match="no clips in split 'valid'"):
+        FOAClips(folder, "valid", SR)
 
 
-def test_short_clips_are_zero_padded(folder: Path) -> None:
-    item = FOADataset(folder, "train", SR, crop_seconds=1.0)[2]  # a 0.5 s clip
-    assert item["audio"].shape == (4, SR)
-    assert torch.all(item["audio"][:, SR // 2 :] == 0) and torch.any(item["audio"][:, : SR // 2] != 0)
-
-
-def test_index_to_item_is_deterministic_and_wraps(folder: Path) -> None:
-    a = FOADataset(folder, "train", SR, 0.5, nonspatial_share=0.3, seed=4)
-    b = FOADataset(folder, "train", SR, 0.5, nonspatial_share=0.3, seed=4, cache_size=2)
-    for index in (0, 5, 1000, 123457):
-        x, y = a[index], b[index]
-        assert torch.equal(x["audio"], y["audio"]) and x["caption"] == y["caption"]
-        assert x["semantic_caption"] == a.records[index % len(a)]["caption"]
-    assert not torch.equal(a[1]["audio"], a[4]["audio"])  # same clip, a different stream index: another crop
-    other_seed = FOADataset(folder, "train", SR, 0.5, nonspatial_share=0.3, seed=5)
-    assert not torch.equal(a[0]["audio"], other_seed[0]["audio"])
-    with pytest.raises(IndexError):
-        a[-1]
-
-
-def test_nonspatial_items_are_omnidirectional(folder: Path) -> None:
-    data = FOADataset(folder, "train", SR, 0.5, nonspatial_share=1.0)
-    full, _ = sf.read(folder / "audio" / "c0.flac", dtype="float32")
-    item = data[0]
-    assert not bool(item["is_spatial"]) and item["caption"] == "sound 0"
-    assert torch.all(item["audio"][1:] == 0) and torch.any(item["audio"][0] != 0)
-    w = full[:, 0]
-    window = item["audio"][0].numpy()
-    assert any(np.array_equal(w[s : s + window.size], window) for s in range(w.size - window.size + 1))
-    assert all(math.isnan(item[k].item()) for k in LABEL_KEYS)
-
-
-def test_nonspatial_share_is_respected(folder: Path) -> None:
-    data = FOADataset(folder, "train", SR, 0.1, nonspatial_share=0.25, seed=1)
-    flags = [bool(data[i]["is_spatial"]) for i in range(400)]
-    assert 0.18 < 1.0 - np.mean(flags) < 0.32
-    assert all(bool(FOADataset(folder, "train", SR, 0.1)[i]["is_spatial"]) for i in range(20))
-
-
-def test_dry_sources_are_used_when_available(folder: Path, tmp_path: Path) -> None:
-    data = FOADataset(folder, "train", SR, 0.5, nonspatial_share=1.0, dry_root=tmp_path)
-    records = data.records
-    dry = np.full(SR, 0.125, dtype=np.float32)
-    sf.write(tmp_path / "dry0.wav", dry, SR, subtype="FLOAT")
-    for record in records:
-        record["source_clip"] = "dry0.wav"
-    item = data[0]
-    np.testing.assert_allclose(item["audio"][0].numpy(), 0.125)
+def test_the_cache_stops_at_its_budget(folder: Path) -> None:
+    clips = FOAClips(folder, "train", SR, cache_mb=(2.0 * SR * 4 * 2) / 2**20)  # room for the 2 s clip only
+    for i in range(3):
+        np.testing.assert_array_equal(clips.audio(i), _file(folder, i))
+    assert list(clips.cache) == [0] and clips.used == 2 * SR * 4 * 2
+    uncached = FOAClips(folder, "train", SR)
+    uncached.audio(1)
+    assert not uncached.cache
 
 
 def test_resampled_on_load(folder: Path) -> None:
-    item = FOADataset(folder, "train", 16000, crop_seconds=0.5)[0]
-    assert item["audio"].shape == (4, 8000)
+    assert FOAClips(folder, "train", 16000).audio(2).shape == (4, 8000)
+    assert FOADataset(FOAClips(folder, "train", 16000), crop_seconds=0.5, seed=0)[0].shape == (4, 8000)
 
 
-def test_collate_stacks_tensors_and_lists_strings(folder: Path) -> None:
-    data = FOADataset(folder, "train", SR, 0.5, nonspatial_share=0.5, seed=2)
-    batch = collate([data[i] for i in range(6)])
-    assert batch["audio"].shape == (6, 4, SR // 2)
-    assert batch["azimuth_deg"].shape == (6,) and batch["is_spatial"].shape == (6,)
-    assert isinstance(batch["caption"], list) and len(batch["caption"]) == 6
-    loader = torch.utils.data.DataLoader(data, batch_size=3, collate_fn=collate)
-    assert next(iter(loader))["audio"].shape == (3, 4, SR // 2)
+def test_crop_rules() -> None:
+    x = np.arange(10, dtype=np.float64).reshape(1, 10)
+    np.testing.assert_array_equal(crop_or_pad(x, 4, 3), [[3, 4, 5, 6]])
+    padded = crop_or_pad(x, 6, 7, fill=-1.0)
+    assert padded.dtype == np.float32
+    np.testing.assert_array_equal(padded, [[7, 8, 9, -1, -1, -1]])
+    assert crop_or_pad(np.zeros((2, 3, 5), dtype=np.float16), 8, 0).shape == (2, 3, 8)  # last axis only
+    assert centre_offset(10, 4) == 3 and centre_offset(3, 4) == 0
+    starts = {random_offset(np.random.default_rng(s), 10, 4) for s in range(200)}
+    assert starts == set(range(7))  # every full window, uniformly drawn
+    rng, reference = np.random.default_rng(1), np.random.default_rng(1)
+    assert random_offset(rng, 3, 4) == 0
+    reference.integers(0, 1)
+    assert rng.random() == reference.random()  # a short clip still takes one draw
 
 
-def test_bad_arguments_are_refused(folder: Path) -> None:
-    with pytest.raises(ValueError, match="split"):
-        FOADataset(folder, "dev", SR, 1.0)
-    with pytest.raises(ValueError, match="no clips"):
-        FOADataset(folder, "valid", SR, 1.0)
-    with pytest.raises(ValueError, match="nonspatial_share"):
-        FOADataset(folder, "train", SR, 1.0, nonspatial_share=1.5)
+def test_items_are_rotated_windows_drawn_in_a_fixed_order(folder: Path) -> None:
+    """Item i = crop at rng.integers, then a yaw from rng.uniform(-180, 180): a run's crops depend on this order."""
+    data = FOADataset(FOAClips(folder, "train", SR), crop_seconds=0.25, seed=7)
+    full = _file(folder, 1)
+    for index in (1, 4, 1000):  # clip 1 for each
+        rng = np.random.default_rng((7, index))
+        start = int(rng.integers(0, full.shape[1] - data.crop_samples + 1))
+        yaw = float(rng.uniform(-180.0, 180.0))
+        expected = rotate_foa(torch.from_numpy(full[:, start : start + data.crop_samples]), yaw_deg=yaw)
+        item = data[index]
+        assert item.shape == (4, SR // 4) and item.dtype == torch.float32
+        torch.testing.assert_close(item, expected, rtol=0, atol=0)
+        torch.testing.assert_close(item[0], torch.from_numpy(full[0, start : start + data.crop_samples]))  # W stays
+
+
+def test_index_to_item_is_deterministic_and_wraps(folder: Path) -> None:
+    a = FOADataset(FOAClips(folder, "train", SR), 0.5, seed=4)
+    b = FOADataset(FOAClips(folder, "train", SR, cache_mb=10), 0.5, seed=4)
+    for index in (0, 5, 1000, 123457):
+        assert torch.equal(a[index], b[index])
+    assert not torch.equal(a[1], a[4])  # same clip, another stream index: another crop and yaw
+    assert not torch.equal(a[0], FOADataset(FOAClips(folder, "train", SR), 0.5, seed=5)[0])
+    with pytest.raises(IndexError):
+        a[-1]
+    with pytest.raises(ValueError, match="crop_seconds"):
+        FOADataset(FOAClips(folder, "train", SR), 0.0, seed=0)
+
+
+def test_short_clips_are_zero_padded(folder: Path) -> None:
+    item = FOADataset(FOAClips(folder, "train", SR), crop_seconds=1.0, seed=0)[2]  # a 0.5 s clip
+    assert item.shape == (4, SR)
+    assert torch.all(item[:, SR // 2 :] == 0) and torch.any(item[0, : SR // 2] != 0)
+
+
+def test_centre_crops_take_the_first_clips(folder: Path) -> None:
+    clips = FOAClips(folder, "train", SR)
+    crops = centre_crops(clips, 1.0, count=2)
+    assert crops.shape == (2, 4, SR)
+    np.testing.assert_array_equal(crops[0].numpy(), _file(folder, 0)[:, SR // 2 : SR // 2 + SR])
+    assert centre_crops(clips, 1.0, count=10).shape == (3, 4, SR)
+    assert torch.all(centre_crops(clips, 1.0, count=3)[2, :, SR // 2 :] == 0)
