@@ -1,24 +1,13 @@
 """Spatial captions: attribute values -> ELSA's words -> natural sentences around a semantic caption.
 
-The word mapping is exactly shared/DESIGN.md section 2 (in our azimuth convention, +90 = left):
+The words are exactly DESIGN §2 (in our azimuth convention, +90 = left): a direction word or one of the in-between
+words always; "above"/"below", "near"/"far", "highly reverberant"/"acoustically dampened" only outside their middle
+bands; a room size always ("small", "medium-sized", "large").
 
-=============  ==========================================================  ==========================================
-attribute      rule                                                        words
-=============  ==========================================================  ==========================================
-direction      abs(az) <= 35 / 55 <= az <= 125 / -125 <= az <= -55 /       front / left / right / back
-               abs(az) >= 145
-(in between)   the gaps between those bands                                front left, front right, back left,
-                                                                           back right
-elevation      el > 40 / el < -40 (else no word)                           above / below
-distance       d < 1 m / d > 2 m (else no word)                            near / far
-reverberation  T30 > 1.0 s / T30 < 0.2 s (else no word)                    highly reverberant / acoustically dampened
-room size      floor < 50 m2 / floor > 100 m2 / else                       small / large / medium-sized
-=============  ==========================================================  ==========================================
-
-:func:`spatial_caption` joins a semantic caption ("A dog barks") with these words in one of
-``len(PHRASINGS)`` phrasings, chosen by a seeded generator, e.g. "A dog barks far to the left of a large, highly
-reverberant room.". Every phrasing keeps each word verbatim (up to a capital at the start of the sentence), so a
-caption can be checked (and parsed) for them.
+:func:`spatial_caption` joins a semantic caption ("A dog barks") with these words in one of ``len(PHRASINGS)``
+phrasings, chosen by a seeded generator, e.g. "A dog barks far to the left of a large, highly reverberant room.".
+Every phrasing keeps each word verbatim (up to a capital at the start of the sentence), so a caption can be checked
+(and parsed) for them.
 
 An optional :class:`Rephraser` (any ``str -> str`` callable, e.g. a local LLM) may rewrite the templated caption;
 it is off by default, nothing here reaches a network, and a rewrite that drops a spatial word is rejected.

@@ -1,7 +1,7 @@
 """ELSA configuration and presets.
 
-``tiny`` runs the tests in seconds, ``small`` is the bundled default (trainable on one CPU core in about an hour),
-``paper`` is a GPU-sized model at 48 kHz.
+``tiny`` runs the tests in seconds, ``small`` is the bundled default (trainable on CPU), ``paper`` is a GPU-sized
+model at 48 kHz. Each field's comment gives its unit or the reason for its default; docs/elsa.md keeps the record.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Evaluation metrics: signal-level audio metrics, spatial metrics on FOA, retrieval metrics, and plots."""
