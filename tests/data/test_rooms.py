@@ -75,6 +75,7 @@ def test_direct_path_is_encoded_with_design_signs(source: tuple, azimuth: float,
     assert great_circle_deg(rir.direct_azimuth_deg, rir.direct_elevation_deg, azimuth, elevation) < 0.5
 
 
+@pytest.mark.slow
 def test_random_rooms_direct_path_and_t30_labels() -> None:
     """20 random rooms: the direct path points at the label (< 1 deg) and measured T30 is within 25 % of target."""
     rng = np.random.default_rng(2024)

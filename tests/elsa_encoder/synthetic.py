@@ -50,9 +50,12 @@ def spatial_scene(
 
 
 def make_elsa_dataset(
-    folder: Path, sample_rate: int = 16000, clips: dict[str, int] | None = None, seconds: float = 1.5, seed: int = 0
+    folder: Path, sample_rate: int = 16000, clips: dict[str, int] | None = None, seconds: float = 1.5, seed: int = 0,
+    azimuths: tuple[float, ...] | None = None,
 ) -> Path:
-    """Write ``manifest.jsonl`` + 4-channel FLACs; ``clips`` maps split -> count (default 12 / 4 / 4)."""
+    """Write ``manifest.jsonl`` + 4-channel FLACs; ``clips`` maps split -> count (default 12 / 4 / 4).
+
+    ``azimuths`` (degrees) are used in turn within each split instead of random ones."""
     clips = clips or {"train": 12, "valid": 4, "test": 4}
     rng = np.random.default_rng(seed)
     records = []
@@ -60,6 +63,7 @@ def make_elsa_dataset(
         for i in range(count):
             kind = i % len(KINDS)
             az, el = float(rng.uniform(-180, 180)), float(rng.uniform(-45, 45))
+            az = az if azimuths is None else azimuths[i % len(azimuths)]
             dist, area, t30 = float(rng.uniform(0.5, 4.0)), float(rng.uniform(14, 270)), float(rng.uniform(0.15, 2.5))
             audio = spatial_scene(source_signal(kind, seconds, sample_rate, rng), az, el, dist, t30, sample_rate, rng)
             path = f"audio/{split}_{i:03d}.flac"

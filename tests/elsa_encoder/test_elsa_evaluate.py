@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,27 +11,81 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from soundstage.elsa_encoder import ELSA
+from soundstage.common.audio import load_audio
+from soundstage.data.captions import DIRECTION_WORDS
+from soundstage.data.manifest import read_manifest
+from soundstage.elsa_encoder import ELSA, elsa_preset
 from soundstage.elsa_encoder.evaluate import direction_edit_projection, evaluate_elsa, swap_direction
 from soundstage.elsa_encoder.probes import ATTRIBUTE_CLASSES, attribute_label, probe_texts
+from soundstage.foa import broadband_doa, direction_vector, great_circle_deg, vector_to_angles
+
+from .synthetic import make_elsa_dataset
 
 
-def test_evaluate_writes_table_json_and_plots(tiny_elsa: ELSA, elsa_data: Path, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
-    results = evaluate_elsa(tiny_elsa, elsa_data, split="test", out_dir=tmp_path)
-    assert json.loads((tmp_path / "elsa_eval.json").read_text())["clips"] == 4
+class DOAOracle(ELSA):
+    """ELSA with exact physics for towers: an audio embedding is the clip's broadband DOA (unit x, y, z), a text
+    embedding the direction of its direction word (a fourth axis for texts without one), and the heads read the
+    direction back. Evaluating it has known answers."""
+
+    def embed_audio(self, foa: torch.Tensor, sample_rate: int) -> torch.Tensor:
+        azimuth, elevation = broadband_doa(self.prepare_audio(foa, sample_rate))
+        return self._pad(direction_vector(azimuth, elevation))
+
+    def embed_text(self, texts: list[str]) -> torch.Tensor:
+        rows = []
+        for text in texts:
+            plain = " " + re.sub(r"[^a-z]+", " ", text.lower()) + " "
+            words = [w for w in DIRECTION_WORDS if f" {w} " in plain]
+            word = max(words, key=len) if words else None
+            rows.append(torch.tensor([0.0, 0.0, 0.0, 1.0]) if word is None else
+                        F.pad(direction_vector(_WORD_AZIMUTH[word], 0.0), (0, 1)))
+        return self._pad(torch.stack(rows))
+
+    def spatial_from_embedding(self, audio_embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        azimuth, elevation = vector_to_angles(audio_embedding[:, :3])
+        constant = torch.ones(len(audio_embedding))
+        return {"azimuth_deg": azimuth, "elevation_deg": elevation, "distance_m": 2.0 * constant,
+                "floor_area_m2": 50.0 * constant, "t30_s": 0.5 * constant}
+
+    def _pad(self, vectors: torch.Tensor) -> torch.Tensor:
+        return F.normalize(F.pad(vectors, (0, self.config.embed_dim - vectors.shape[-1])), dim=-1)
+
+
+_WORD_AZIMUTH = {"front": 0.0, "front left": 45.0, "left": 90.0, "back left": 135.0, "back": 180.0,
+                 "back right": -135.0, "right": -90.0, "front right": -45.0}
+
+
+def test_evaluation_of_an_exact_model_gives_the_known_answers(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    # One test clip per direction class (front, left, right, back), each with its own caption.
+    data = make_elsa_dataset(tmp_path / "data", clips={"train": 8, "test": 4}, azimuths=(0.0, 90.0, -90.0, 180.0))
+    results = evaluate_elsa(DOAOracle(elsa_preset("tiny")), data, split="test", out_dir=tmp_path / "eval")
+    assert json.loads((tmp_path / "eval" / "elsa_eval.json").read_text()) == json.loads(json.dumps(results))
     for name in ("zero_shot_confusion.png", "embedding_map.png", "localization.png"):
-        assert (tmp_path / name).stat().st_size > 1000
-    for captions in ("spatial_captions", "nonspatial_captions"):
-        for direction in ("text_to_audio", "audio_to_text"):
-            metrics = results["retrieval"][captions][direction]
-            assert set(metrics) == {"R@1", "R@5", "R@10", "mAP@10"}
-            assert metrics["R@10"] == 1.0  # only 4 clips: every caption is in the top 10
-    assert set(results["zero_shot"]) == set(ATTRIBUTE_CLASSES)
-    assert results["localization"]["angle_error_median_deg"] >= 0
-    swap = results["direction_swap"]
-    assert "skipped" in swap or 0.0 <= swap["elsa"]["swap_accuracy"] <= 1.0
+        assert (tmp_path / "eval" / name).stat().st_size > 1000
+    # Each spatial caption names one clip's direction and no other's: both ways, that clip ranks first.
+    spatial = results["retrieval"]["spatial_captions"]
+    assert spatial["text_to_audio"]["R@1"] == 1.0 and spatial["audio_to_text"]["R@1"] == 1.0
+    direction = results["zero_shot"]["direction"]
+    assert direction["clips"] == 4 and direction["accuracy"] == 1.0
+    assert direction["confusion"] == np.diag([1, 1, 1, 1]).tolist()
+    # The heads read back each clip's broadband DOA: their error is the DOA's error against the label.
+    records = read_manifest(data)
+    errors = [great_circle_deg(*broadband_doa(load_audio(data / r["path"])[0]), r["azimuth_deg"], r["elevation_deg"])
+              for r in records if r["split"] == "test"]
+    assert results["localization"]["angle_error_median_deg"] == pytest.approx(float(np.median(errors)), abs=1e-3)
+    assert results["localization"]["angle_error_median_deg"] < 10.0
     assert "great-circle error" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_evaluate_runs_a_real_model_end_to_end(tiny_elsa: ELSA, elsa_data: Path, tmp_path: Path) -> None:
+    results = evaluate_elsa(tiny_elsa, elsa_data, split="test", out_dir=tmp_path)
+    assert results["clips"] == 4 and set(results["zero_shot"]) == set(ATTRIBUTE_CLASSES)
+    for block in results["retrieval"].values():
+        for metrics in (block["text_to_audio"], block["audio_to_text"]):
+            assert 0.0 <= metrics["R@1"] <= metrics["R@5"] <= metrics["R@10"] <= 1.0
+    assert "swap_accuracy" in results["direction_swap"]["elsa"]
 
 
 def test_elsa_swap_is_arithmetic_and_salm_replaces_the_spatial_part() -> None:
