@@ -7,7 +7,10 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from soundstage.train.trainer import TrainConfig
 
 PRESETS = ("tiny", "small", "paper")
 
@@ -54,9 +57,25 @@ def _foa(args: argparse.Namespace) -> None:
         print(foa_files.rotate_foa_file(args.file, args.out, yaw=args.yaw, pitch=args.pitch, roll=args.roll))
 
 
+# TrainConfig fields that a `soundstage train` flag sets: flag -> field
+TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "grad_accum": "gradient_accumulation_steps",
+               "lr": "learning_rate", "workers": "num_workers", "seed": "seed", "mixed_precision": "mixed_precision"}
+
+
+def _train_config(args: argparse.Namespace, preset_values: dict[str, Any]) -> TrainConfig:
+    """The preset's TrainConfig values, then the flags; an unknown key is a TypeError (no key is dropped)."""
+    from soundstage.train.trainer import TrainConfig
+
+    values = dict(preset_values)
+    values.update({key: getattr(args, flag) for flag, key in TRAIN_FLAGS.items() if getattr(args, flag) is not None})
+    if args.train_only:
+        values["train_only"] = tuple(args.train_only)
+    return TrainConfig(out_dir=args.out, **values)
+
+
 def _train(args: argparse.Namespace) -> None:
     from soundstage.common.overrides import apply_overrides
-    from soundstage.train.trainer import TrainConfig, run_training
+    from soundstage.train.trainer import run_training
 
     if args.component == "codec":
         from soundstage.codec.model import CODEC_PRESETS
@@ -70,14 +89,7 @@ def _train(args: argparse.Namespace) -> None:
         from soundstage.train.elsa_task import make_elsa_task as make_task
 
         preset_config = elsa_preset(args.preset)
-    values: dict[str, Any] = dict(defaults.get(args.preset, {}))
-    for flag, key in (("steps", "max_steps"), ("batch_size", "batch_size"), ("lr", "learning_rate"),
-                      ("workers", "num_workers"), ("seed", "seed"), ("mixed_precision", "mixed_precision")):
-        if getattr(args, flag) is not None:
-            values[key] = getattr(args, flag)
-    if args.train_only:
-        values["train_only"] = tuple(args.train_only)
-    config = TrainConfig(out_dir=args.out, **{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
+    config = _train_config(args, defaults[args.preset])
     task_options: dict[str, Any] = {}
     if args.loss:
         if args.component != "codec":
@@ -171,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, required=True, help="FOA dataset folder")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, exported model/")
     train.add_argument("--steps", type=int, default=None, help="total training steps (default: the preset's)")
-    train.add_argument("--batch-size", type=int, default=None)
+    train.add_argument("--batch-size", type=int, default=None, help="per process and micro-batch")
+    train.add_argument("--grad-accum", type=int, default=None, metavar="N",
+                       help="micro-batches per optimiser step (default 1): the same update as an N times larger batch")
     train.add_argument("--lr", type=float, default=None, help="peak learning rate")
     train.add_argument("--workers", type=int, default=None, help="data-loader worker processes")
     train.add_argument("--seed", type=int, default=None)
