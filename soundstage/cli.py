@@ -196,11 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", action="append", default=[], metavar="NAME=VALUE",
                        help="codec only: override a CodecLossConfig field, e.g. --loss broadband_weight=5 (repeatable)")
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                       help="override a field of the preset's model config, e.g. --set phase_advance=true "
+                       help="override a field of the preset's model config, e.g. --set dim=256 "
                             "(repeatable)")
     train.add_argument("--train-only", action="append", default=[], metavar="PREFIX",
                        help="fine-tune only parameters whose names start with PREFIX, freezing the rest, e.g. "
-                            "--train-only decoder.head_mlp (repeatable)")
+                            "--train-only decoder.head (repeatable)")
     train.set_defaults(handler=_train)
 
     ev = commands.add_parser("evaluate", help="evaluate a component: prints a table, writes JSON (+ plots)")

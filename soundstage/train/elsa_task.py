@@ -37,7 +37,7 @@ from soundstage.elsa_encoder.features import LOG_EPS, FOAFeatures, rotate_intens
 from soundstage.elsa_encoder.loss import contrastive_loss
 from soundstage.elsa_encoder.probes import attribute_label, class_prototypes
 from soundstage.foa import angle_between_deg, direction_vector
-from soundstage.foa import wrap_degrees as wrap_azimuth
+from soundstage.foa import wrap_degrees
 from soundstage.metrics.retrieval import recall_at_k, relevance_from_labels, zero_shot_accuracy
 
 from .trainer import TrainConfig
@@ -192,7 +192,7 @@ def rotated_caption(record: dict[str, Any], quarter_turns: int, variant: int, se
         return record["spatial_caption"]
     return cap.spatial_caption(
         record["caption"],
-        wrap_azimuth(record["azimuth_deg"] + 90.0 * quarter_turns),
+        wrap_degrees(record["azimuth_deg"] + 90.0 * quarter_turns),
         record["elevation_deg"],
         record["distance_m"],
         record["floor_area_m2"],
@@ -253,7 +253,7 @@ class ELSAFeatureDataset(Dataset):
         if spatial:
             intensity = rotate_intensity(intensity, 90.0 * turns)
             labels = {k: float(record[k]) for k in LABEL_KEYS}
-            labels["azimuth_deg"] = wrap_azimuth(labels["azimuth_deg"] + 90.0 * turns)
+            labels["azimuth_deg"] = wrap_degrees(labels["azimuth_deg"] + 90.0 * turns)
             text_index = int(self.spatial_caption_index[i, turns, variant])
         else:
             intensity = torch.zeros_like(intensity)  # W alone: an omnidirectional field has no intensity

@@ -440,7 +440,7 @@ def test_calibrate_cli_writes_a_calibrated_copy(tiny_data: Path, tmp_path: Path,
 
 
 def _config(out: Path, steps: int) -> TrainConfig:
-    values = {k: v for k, v in CODEC_TRAIN_DEFAULTS["tiny"].items() if k in TrainConfig.__dataclass_fields__}
+    values = dict(CODEC_TRAIN_DEFAULTS["tiny"])
     values.update(max_steps=steps, checkpoint_every=2, validate_every=100)
     return TrainConfig(out_dir=out, **values)
 
@@ -452,9 +452,11 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_two_step_training_smoke_test_exports_a_loadable_codec(tiny_data: Path, tmp_path: Path) -> None:
     config = _config(tmp_path / "run", 2)
-    exported = run_training(make_codec_task("tiny", tiny_data, config), config)
-    codec = FOACodec.from_pretrained(exported)
-    assert codec.latent_scale.item() != 1.0  # measured at the final validation, before export
+    task = make_codec_task("tiny", tiny_data, config)
+    codec = FOACodec.from_pretrained(run_training(task, config))
+    # measured on the validation crops at the final validation, before export: the exported weights give it again
+    expected = measure_latent_scale(codec, task.valid_audio.split(8))
+    assert codec.latent_scale.item() == pytest.approx(expected, rel=1e-5)
     log = (tmp_path / "run" / "train_log.jsonl").read_text()
     assert "angle_error_median_deg" in log and "loss_direction" in log and "spatial_loss_broadband" in log
 
@@ -466,6 +468,7 @@ class CrashingTask:
         self.task, self.crash_at_step = task, crash_at_step
         self.name, self.model, self.train_dataset = task.name, task.model, task.train_dataset
         self.collate, self.validate, self.extra_state = task.collate, task.validate, task.extra_state
+        self.setup = task.setup
 
     def training_step(self, model, batch, step):
         if step == self.crash_at_step:
