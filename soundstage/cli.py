@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from soundstage.common.errors import SoundstageError, UsageError
 
 if TYPE_CHECKING:
     from soundstage.train.trainer import TrainConfig
@@ -93,7 +96,7 @@ def _train(args: argparse.Namespace) -> None:
     task_options: dict[str, Any] = {}
     if args.loss:
         if args.component != "codec":
-            raise SystemExit("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
+            raise UsageError("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
         from soundstage.codec.losses import CodecLossConfig
 
         task_options["loss_config"] = apply_overrides(CodecLossConfig(), args.loss, "loss option")
@@ -128,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="soundstage", description="Spatial audio (first-order ambisonics) generation, data, training and evaluation."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the traceback when a command fails")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="build corpora and spatial datasets").add_subparsers(
@@ -225,18 +229,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a user's error is one line on stderr and exit 2, Ctrl-C exit 130, a bug exit 1."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     handler: Callable[[argparse.Namespace], None] = args.handler
     try:
         handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
-        # Library errors are written to be read by users: show the message, not a traceback (-v shows both).
-        if args.verbose:
-            raise
-        print(f"soundstage: error: {exc}", file=sys.stderr)
-        return 2
+    except SoundstageError as exc:
+        return _fail(f"error: {exc}", 2, args.debug)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130, args.debug)
+    except Exception as exc:  # noqa: BLE001 -- anything else is a bug; still one line unless --debug
+        return _fail(f"internal error ({type(exc).__name__}: {exc}); this is a bug, re-run with --debug for the "
+                     "traceback", 1, args.debug)
     return 0
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    """Print ``message`` as one line on stderr (after the traceback with ``--debug``) and return the exit code."""
+    if debug:
+        traceback.print_exc()
+    print(f"soundstage: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from soundstage.common.errors import SoundstageError
 
-class AudioError(ValueError):
+
+class AudioError(SoundstageError, ValueError):
     """A file that cannot be used as audio: unreadable, empty, silent, non-finite or of the wrong shape."""
 
 

@@ -21,6 +21,8 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 from typing_extensions import Self
 
+from soundstage.common.errors import SoundstageError
+
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 PRETRAINED_ROOT = Path(__file__).resolve().parent.parent / "pretrained"
@@ -28,7 +30,7 @@ PRETRAINED_ROOT = Path(__file__).resolve().parent.parent / "pretrained"
 C = TypeVar("C")
 
 
-class FormatError(ValueError):
+class FormatError(SoundstageError, ValueError):
     """A model folder that is missing, of another component, of another format version, or with mismatched keys."""
 
 

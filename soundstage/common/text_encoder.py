@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from soundstage.common.errors import SoundstageError
+
 logger = logging.getLogger(__name__)
 
 BUNDLED_TEXT_MODEL = "minilm"
@@ -31,7 +33,7 @@ _ENCODE_BATCH = 64  # texts per forward pass: bounds memory on long lists
 _SHARED_CACHES: dict[tuple[str, int, bool], tuple[OrderedDict, OrderedDict]] = {}
 
 
-class TextEncoderError(ValueError):
+class TextEncoderError(SoundstageError, ValueError):
     """A text model that cannot be found or loaded, or texts the encoder cannot take (empty, not strings)."""
 
 

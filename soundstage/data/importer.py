@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
+from soundstage.common.errors import SoundstageError
 from soundstage.data.corpus import ClipSpec, CorpusItem, CorpusReport, Skip, write_corpus
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ REQUIRED_HELP = (
 )
 
 
-class CsvFormatError(ValueError):
+class CsvFormatError(SoundstageError, ValueError):
     """The CSV cannot be imported at all (missing file or required columns); the message says what to fix."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from soundstage.common.errors import SoundstageError
 from soundstage.foa import wrap_degrees
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -30,7 +31,7 @@ ATTRIBUTE_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-class ManifestError(ValueError):
+class ManifestError(SoundstageError, ValueError):
     """A manifest or a record in it that fails validation; the message names the file and line."""
 
 

@@ -35,6 +35,7 @@ import numpy as np
 import soundfile as sf
 from tqdm.auto import tqdm
 
+from soundstage.common.errors import SoundstageError
 from soundstage.foa import great_circle_deg, wrap_degrees
 
 from .manifest import ATTRIBUTE_RANGES, SPLITS
@@ -546,7 +547,7 @@ SPLIT_SHARES = {"train": 0.8, "valid": 0.1, "test": 0.1}
 _FLAC_PEAK = 0.99  # responses are stored peak-normalised to this, with the scale in their labels
 
 
-class BankError(ValueError):
+class BankError(SoundstageError, ValueError):
     """A response bank folder that does not match the requested configuration or is damaged."""
 
 

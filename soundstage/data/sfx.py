@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from soundstage.common.errors import SoundstageError
 from soundstage.data.corpus import ClipSpec, CorpusItem, CorpusReport, Skip, write_corpus
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac")
 _CLASS_PATTERN = re.compile(r"^[a-z][a-z-]{1,15}$")
 
 
-class SfxError(RuntimeError):
+class SfxError(SoundstageError, RuntimeError):
     """The corpus cannot be built: a missing tool, a failed command or a malformed catalogue."""
 
 

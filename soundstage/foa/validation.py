@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from soundstage.common.errors import SoundstageError
 
-class FOAInputError(ValueError):
+
+class FOAInputError(SoundstageError, ValueError):
     """Audio that is not FOA as DESIGN §1 fixes it: wrong type, dtype or shape, empty, NaN/Inf, wrong rate."""
 
 
