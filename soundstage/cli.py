@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soundstage.common.errors import SoundstageError, UsageError
+from soundstage.common.validate import finite_float, int_at_least, positive_float
 
 if TYPE_CHECKING:
     from soundstage.train.trainer import TrainConfig
@@ -173,11 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("file", type=Path)
     convert.add_argument("--out", type=Path, required=True)
     convert.add_argument("--to", choices=("ambix", "fuma"), required=True, help="target convention")
-    rotate = foa.add_parser("rotate", help="rotate the sound scene (degrees; yaw +90 turns front to left)")
+    rotate = foa.add_parser("rotate", help="rotate the sound scene (degrees, any finite value, periodic in 360; "
+                                           "yaw +90 turns front to left)")
     rotate.add_argument("file", type=Path)
     rotate.add_argument("--out", type=Path, required=True)
     for angle in ("yaw", "pitch", "roll"):
-        rotate.add_argument(f"--{angle}", type=float, default=0.0)
+        rotate.add_argument(f"--{angle}", type=finite_float, default=0.0)
     for sub in (analyze, preview, convert, rotate):
         sub.set_defaults(handler=_foa)
 
@@ -186,12 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--preset", choices=PRESETS, default="small")
     train.add_argument("--data", type=Path, required=True, help="FOA dataset folder")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, exported model/")
-    train.add_argument("--steps", type=int, default=None, help="total training steps (default: the preset's)")
-    train.add_argument("--batch-size", type=int, default=None, help="per process and micro-batch")
-    train.add_argument("--grad-accum", type=int, default=None, metavar="N",
+    train.add_argument("--steps", type=int_at_least(1), default=None, help="total training steps (default: the preset's)")
+    train.add_argument("--batch-size", type=int_at_least(1), default=None, help="per process and micro-batch")
+    train.add_argument("--grad-accum", type=int_at_least(1), default=None, metavar="N",
                        help="micro-batches per optimiser step (default 1): the same update as an N times larger batch")
-    train.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    train.add_argument("--workers", type=int, default=None, help="data-loader worker processes")
+    train.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
+    train.add_argument("--workers", type=int_at_least(0), default=None, help="data-loader worker processes")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None)
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
@@ -213,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", type=Path, required=True, help="FOA dataset folder")
     ev.add_argument("--split", choices=("train", "valid", "test"), default="test")
     ev.add_argument("--out", type=Path, default=None, help="JSON file (codec) or folder (elsa) for the results")
-    ev.add_argument("--max-clips", type=int, default=None, help="evaluate at most this many clips (codec)")
+    ev.add_argument("--max-clips", type=int_at_least(1), default=None, help="evaluate at most this many clips (codec)")
     ev.set_defaults(handler=_evaluate)
 
     cal = commands.add_parser("calibrate", help="calibrate a trained codec's output level per frequency")
@@ -223,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--split", choices=("train", "valid", "test"), default="valid",
                      help="clips to measure on (default: valid; never the split you report)")
     cal.add_argument("--out", type=Path, required=True, help="folder for the calibrated codec (weights unchanged)")
-    cal.add_argument("--max-clips", type=int, default=None, help="measure at most this many clips")
+    cal.add_argument("--max-clips", type=int_at_least(1), default=None, help="measure at most this many clips")
     cal.set_defaults(handler=_calibrate)
     return parser
 

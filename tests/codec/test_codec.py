@@ -434,9 +434,11 @@ def test_calibrate_cli_writes_a_calibrated_copy(tiny_data: Path, tmp_path: Path,
     expected = calibrate_output_eq(tiny_codec(), clips)  # the CLI is the library function on the valid split
     assert calibrated.config.output_eq_db == tuple(expected["db"])
     assert FOACodec.from_pretrained(tmp_path / "codec").config.output_eq_db == ()  # the source is left alone
-    assert cli.main(["calibrate", "codec", "--model", str(tmp_path / "codec"), "--data", str(tiny_data),
-                     "--split", "test", "--max-clips", "0", "--out", str(tmp_path / "none")]) == 2
-    assert "max_clips must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_status:  # refused by argparse (common/validate.py) before any work
+        cli.main(["calibrate", "codec", "--model", str(tmp_path / "codec"), "--data", str(tiny_data),
+                  "--split", "test", "--max-clips", "0", "--out", str(tmp_path / "none")])
+    assert exit_status.value.code == 2 and not (tmp_path / "none").exists()
+    assert "argument --max-clips: expected a whole number >= 1, got '0'" in capsys.readouterr().err
 
 
 def _config(out: Path, steps: int) -> TrainConfig:
