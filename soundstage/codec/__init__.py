@@ -3,6 +3,7 @@
 ``FOACodec.from_pretrained("small")`` loads the bundled codec; ``encode(foa) -> latent``, ``decode(latent) -> foa``.
 """
 
+from .fingerprint import codec_fingerprint
 from .model import (
     CODEC_PRESETS,
     COMPRESSION,
@@ -18,5 +19,6 @@ __all__ = [
     "CodecInputError",
     "FOACodec",
     "FOACodecConfig",
+    "codec_fingerprint",
     "measure_latent_scale",
 ]
