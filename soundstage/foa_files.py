@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from soundstage.common.audio import AudioError, load_audio, save_audio
+from soundstage.common.audio import Silence, check_output_path, load_audio, save_audio
 from soundstage.foa import (
     ambix_to_fuma,
     broadband_doa,
@@ -22,22 +22,28 @@ from soundstage.foa import (
     rotate_foa,
 )
 from soundstage.foa.encoding import W
+from soundstage.foa.intensity import DEFAULT_N_FFT
 from soundstage.metrics.plots import plot_direction_map
 
 
-def load_foa(path: str | Path, fuma: bool = False) -> tuple[np.ndarray, int]:
-    """Read a 4-channel file as AmbiX ``(4, T)``; ``fuma=True`` converts from FuMa (W, X, Y, Z)."""
-    audio, sample_rate = load_audio(path)
-    if audio.shape[0] != 4:
-        raise AudioError(
-            f"{path}: expected 4-channel first-order ambisonics (AmbiX W, Y, Z, X), found {audio.shape[0]} channel(s)"
-        )
+def load_foa(path: str | Path, fuma: bool = False, min_samples: int = 1, silence: Silence = "warn",
+             ) -> tuple[np.ndarray, int]:
+    """Read a 4-channel file as AmbiX ``(4, T)``; ``fuma=True`` converts from FuMa (W, X, Y, Z).
+
+    The file is checked by :func:`load_audio` (``min_samples`` and ``silence`` are its checks); AudioError otherwise.
+    """
+    audio, sample_rate = load_audio(path, channels=4, min_samples=min_samples, silence=silence)
     return (fuma_to_ambix(audio) if fuma else audio), sample_rate
 
 
 def analyze_foa_file(path: str | Path, plot: str | Path | None = None) -> dict[str, float]:
-    """Broadband direction (degrees), diffuseness and level of a FOA file; optionally save its direction map."""
-    foa, sample_rate = load_foa(path)
+    """Broadband direction (degrees), diffuseness and level of a FOA file; optionally save its direction map.
+
+    The file must hold one STFT frame and some sound: the direction of silence is undefined (AudioError).
+    """
+    if plot is not None:
+        check_output_path(plot, (".png",))
+    foa, sample_rate = load_foa(path, min_samples=DEFAULT_N_FFT, silence="error")
     azimuth, elevation = broadband_doa(foa)
     result = {
         "seconds": foa.shape[-1] / sample_rate,
@@ -55,6 +61,7 @@ def analyze_foa_file(path: str | Path, plot: str | Path | None = None) -> dict[s
 
 def render_preview(path: str | Path, out: str | Path, kind: Literal["binaural", "stereo"] = "binaural") -> Path:
     """Write a 2-channel headphone (binaural) or loudspeaker (stereo) preview of a FOA file, peak-limited to 0.99."""
+    check_output_path(out)
     foa, sample_rate = load_foa(path)
     preview = decode_binaural(foa, sample_rate) if kind == "binaural" else decode_stereo(foa)
     peak = float(np.abs(preview).max())
@@ -66,12 +73,14 @@ def render_preview(path: str | Path, out: str | Path, kind: Literal["binaural", 
 
 def convert_foa_file(path: str | Path, out: str | Path, to: Literal["ambix", "fuma"]) -> Path:
     """Convert between AmbiX and FuMa channel conventions (the input is read as the other one)."""
+    check_output_path(out)
     audio, sample_rate = load_foa(path, fuma=(to == "ambix"))
     return _save_foa(out, ambix_to_fuma(audio) if to == "fuma" else audio, sample_rate)
 
 
 def rotate_foa_file(path: str | Path, out: str | Path, yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> Path:
     """Rotate the scene of a FOA file by yaw/pitch/roll in degrees (see soundstage.foa.rotation)."""
+    check_output_path(out)
     foa, sample_rate = load_foa(path)
     return _save_foa(out, rotate_foa(foa, yaw, pitch, roll), sample_rate)
 

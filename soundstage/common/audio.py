@@ -5,9 +5,11 @@ All arrays are float32 and channel-first: ``(channels, samples)``. FOA files are
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
@@ -17,7 +19,15 @@ from soundstage.common.errors import SoundstageError
 
 
 class AudioError(SoundstageError, ValueError):
-    """A file that cannot be used as audio: unreadable, empty, silent, non-finite or of the wrong shape."""
+    """A file that cannot be used as audio: missing, a folder, undecodable, empty or too short, non-finite, silent
+    where sound is needed, or of the wrong channel count. The message names the file."""
+
+
+AUDIO_SUFFIXES = (".wav", ".flac")
+SILENCE_PEAK = 1e-4  # -80 dBFS: anything quieter is treated as digital silence
+Silence = Literal["allow", "warn", "error"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,12 +36,14 @@ class AudioInfo:
     num_frames: int
     channels: int
 
+
 def audio_info(path: str | Path) -> AudioInfo:
     """Header facts of an audio file; raises AudioError when the file is not readable audio."""
+    file = _existing_file(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(str(file))
     except Exception as exc:  # soundfile raises several types for corrupt/unknown files
-        raise AudioError(f"{path}: not a readable audio file ({exc})") from exc
+        raise _undecodable(path, exc) from exc
     return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
 
 
@@ -40,6 +52,8 @@ def load_audio(
     sample_rate: int | None = None,
     mono: bool = False,
     channels: int | None = None,
+    min_samples: int = 1,
+    silence: Silence = "allow",
 ) -> tuple[np.ndarray, int]:
     """Read an audio file as float32 ``(channels, samples)``.
 
@@ -47,27 +61,79 @@ def load_audio(
         sample_rate: resample to this rate (polyphase, scipy) when given.
         mono: average all channels to one.
         channels: require exactly this many channels (after ``mono``); AudioError otherwise.
+        min_samples: require at least this many samples (at the file's rate), e.g. one STFT frame for analysis.
+        silence: a file whose peak is below SILENCE_PEAK is allowed, logged as a warning, or an error.
 
     Raises:
-        AudioError: unreadable, truncated or empty file, NaN/Inf samples, or the wrong channel count.
+        AudioError: each check with its own message naming the file: no such file, a directory, not decodable,
+            too short (or empty), NaN/Inf samples, the wrong channel count, silent (``silence="error"``).
     """
+    file = _existing_file(path)
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:
-        raise AudioError(f"{path}: not a readable audio file ({exc})") from exc
+        data, sr = sf.read(str(file), dtype="float32", always_2d=True)
+    except Exception as exc:  # as in audio_info
+        raise _undecodable(path, exc) from exc
     audio = np.ascontiguousarray(data.T)
-    if audio.shape[1] == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
-    if not np.isfinite(audio).all():
-        raise AudioError(f"{path}: contains NaN or Inf samples")
+    _check_samples(path, audio, int(sr), min_samples, silence)
     if mono and audio.shape[0] > 1:
         audio = audio.mean(axis=0, keepdims=True)
     if channels is not None and audio.shape[0] != channels:
-        raise AudioError(f"{path}: expected {channels} channels, found {audio.shape[0]}")
+        raise AudioError(f"{path}: expected {_channels_name(channels)}, found {audio.shape[0]} channel(s)")
     if sample_rate is not None and sr != sample_rate:
         audio = resample(audio, sr, sample_rate)
         sr = sample_rate
     return audio, int(sr)
+
+
+def _existing_file(path: str | Path) -> Path:
+    """``path`` if it is an existing file; AudioError saying what it is otherwise (soundfile's "System error"
+    and "Format not recognised" do not)."""
+    path = Path(path)
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    return path
+
+
+def _undecodable(path: str | Path, exc: Exception) -> AudioError:
+    return AudioError(f"{path}: not an audio file soundfile can read ({exc})")
+
+
+def _check_samples(path: str | Path, audio: np.ndarray, sample_rate: int, min_samples: int,
+                   silence: Silence) -> None:
+    """Length, finiteness and level of decoded ``(channels, samples)`` audio."""
+    count = audio.shape[1]
+    if count == 0:
+        raise AudioError(f"{path}: empty audio (0 samples)")
+    if count < min_samples:
+        raise AudioError(f"{path}: too short: {count} samples ({1000 * count / sample_rate:.1f} ms); "
+                         f"at least {min_samples} samples are needed")
+    if not np.isfinite(audio).all():
+        raise AudioError(f"{path}: contains NaN or Inf samples")
+    peak = float(np.abs(audio).max())
+    if peak < SILENCE_PEAK and silence != "allow":
+        message = f"{path}: silent (peak {peak:.1e}, below -80 dBFS)"
+        if silence == "error":
+            raise AudioError(f"{message}; there is no sound to analyse")
+        logger.warning(message)
+
+
+def _channels_name(channels: int) -> str:
+    if channels == 4:
+        return "4-channel first-order ambisonics (AmbiX W, Y, Z, X)"
+    return f"{channels} channel(s)"
+
+
+def check_output_path(path: str | Path, suffixes: tuple[str, ...] = AUDIO_SUFFIXES) -> Path:
+    """``path`` if a file can be written there in one of ``suffixes`` (not a folder); call it before any work."""
+    path = Path(path)
+    allowed = " or ".join(suffixes)
+    if path.suffix.lower() not in suffixes:
+        raise AudioError(f"{path}: unsupported output format {path.suffix or '(no suffix)'!r}: use {allowed}")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory; give a file name ending in {allowed}")
+    return path
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
@@ -83,7 +149,7 @@ def save_audio(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: s
 
     Samples are clipped to [-1, 1] for integer subtypes; use ``subtype="FLOAT"`` with .wav to keep the full range.
     """
-    path = Path(path)
+    path = check_output_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:

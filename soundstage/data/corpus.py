@@ -22,7 +22,7 @@ import numpy as np
 from scipy.signal import fftconvolve
 from tqdm import tqdm
 
-from soundstage.common.audio import AudioError, audio_info, load_audio, resample, save_audio
+from soundstage.common.audio import SILENCE_PEAK, AudioError, audio_info, load_audio, resample, save_audio
 from soundstage.data.manifest import MANIFEST_NAME, validate_record, write_jsonl, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 SKIPPED_NAME = "skipped.jsonl"
 MIN_SECONDS = 0.25
 MAX_SECONDS = 60.0
-SILENCE_PEAK = 1e-4  # -80 dBFS: anything quieter is treated as digital silence
 
 # Content fingerprint: a coarse log-band spectrogram at a low rate, trimmed of silence and resized to a fixed grid,
 # so the same recording matches across formats (wav/ogg/flac) and sample rates.
