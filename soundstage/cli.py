@@ -47,6 +47,17 @@ def _data_spatialize(args: argparse.Namespace) -> None:
     print(report.summary())
 
 
+def _data_encode(args: argparse.Namespace) -> None:
+    from soundstage.codec import FOACodec
+    from soundstage.train.latents import encode_latents
+
+    codec = FOACodec.from_pretrained(args.codec)
+    options = {} if args.rotations is None else {"rotations": args.rotations}
+    report = encode_latents(codec, args.data, args.out, shard=args.shard, num_shards=args.num_shards,
+                            seed=args.seed, **options)
+    print(report.summary())
+
+
 def _foa(args: argparse.Namespace) -> None:
     from soundstage import foa_files
 
@@ -159,6 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     spa.add_argument("--shard", type=int, default=0, help="this job's shard index (array jobs)")
     spa.add_argument("--num-shards", type=int, default=1, help="total number of shards")
     spa.set_defaults(handler=_data_spatialize)
+
+    enc = data.add_parser("encode", help="FOA dataset -> latent folder for DiT training (codec posterior, K yaws each)")
+    enc.add_argument("--codec", default="small", help="codec folder or bundled name (default: small)")
+    enc.add_argument("--data", type=Path, required=True, help="FOA dataset folder (manifest.jsonl)")
+    enc.add_argument("--out", type=Path, required=True, help="output latent folder (resumable)")
+    enc.add_argument("--rotations", type=int_at_least(1), default=None, metavar="K",
+                     help="yaw versions per clip, the first as recorded (default 4)")
+    enc.add_argument("--seed", type=int, default=0, help="seeds the yaws and regenerated captions")
+    enc.add_argument("--shard", type=int_at_least(0), default=0, help="this job's shard index (array jobs)")
+    enc.add_argument("--num-shards", type=int_at_least(1), default=1, help="total number of shards")
+    enc.set_defaults(handler=_data_encode)
 
     foa = commands.add_parser("foa", help="analyse, preview, convert and rotate FOA files").add_subparsers(
         dest="foa_command", required=True, metavar="FOA_COMMAND"
