@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from soundstage.common.audio import load_audio
+from soundstage.common.errors import UsageError
 from soundstage.data.manifest import split_records
 from soundstage.metrics.audio_metrics import third_octave_band_energy_error_db, third_octave_centers
 
@@ -57,13 +58,11 @@ def calibrate_output_eq(codec: FOACodec, clips: Iterable[torch.Tensor]) -> dict[
 def calibrate_codec(model: str | Path, data_dir: Path, out_dir: Path, split: str = "valid",
                     max_clips: int | None = None) -> dict[str, Any]:
     """Calibrate a codec folder (or bundled name) on a dataset split and save it, weights unchanged, to ``out_dir``."""
-    if max_clips is not None and max_clips < 1:
-        raise ValueError(f"max_clips must be at least 1, got {max_clips}")
     codec = FOACodec.from_pretrained(model)
     if codec.config.arch != "stft":
-        raise ValueError(f"{model}: only the frame-rate (stft) codec has an output equaliser to calibrate")
+        raise UsageError(f"{model}: only the frame-rate (stft) codec has an output equaliser to calibrate")
     data_dir = Path(data_dir)
-    records = split_records(data_dir, split)[:max_clips]
+    records = split_records(data_dir, split, max_clips)
     clips = (torch.from_numpy(load_audio(data_dir / r["path"], sample_rate=codec.sample_rate, channels=4)[0])
              for r in tqdm(records, desc=f"calibrate codec ({split})", unit="clip"))
     result = calibrate_output_eq(codec, clips)

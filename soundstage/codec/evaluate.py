@@ -120,9 +120,7 @@ def evaluate_codec(
     """
     codec = FOACodec.from_pretrained(model, device=device)
     data_dir = Path(data_dir)
-    records = split_records(data_dir, split)
-    if max_clips is not None:
-        records = records[:max_clips]
+    records = split_records(data_dir, split, max_clips)
     clips: list[dict[str, Any]] = []
     all_bands: list[np.ndarray] = []
     seconds = 0.0

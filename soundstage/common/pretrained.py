@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from typing_extensions import Self
 
@@ -195,14 +196,21 @@ class PretrainedMixin:
 
 
 def read_weights(weights: Path, format_name: str, device: str | torch.device) -> dict[str, torch.Tensor]:
-    """The tensors of a ``model.safetensors`` whose metadata says it holds a ``format_name`` model."""
+    """The tensors of a ``model.safetensors`` whose metadata says it holds a ``format_name`` model.
+
+    Raises FormatError naming the file when it is missing, truncated or corrupt, or holds another component.
+    """
     if not weights.exists():
         raise FormatError(f"{weights.parent}: {WEIGHTS_NAME} is missing")
-    with safe_open(str(weights), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    if meta.get("format") != format_name:
-        raise FormatError(f"{weights}: weights of '{meta.get('format')}', expected '{format_name}'")
-    return load_file(str(weights), device=str(device))
+    try:
+        with safe_open(str(weights), framework="pt") as handle:
+            meta = handle.metadata() or {}
+        if meta.get("format") != format_name:
+            raise FormatError(f"{weights}: weights of '{meta.get('format')}', expected '{format_name}'")
+        return load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError) as exc:
+        raise FormatError(f"{weights}: not a complete safetensors file ({exc}); save or download the model "
+                          "again") from exc
 
 
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

@@ -23,6 +23,7 @@ from scipy.signal import fftconvolve
 from tqdm import tqdm
 
 from soundstage.common.audio import SILENCE_PEAK, AudioError, audio_info, load_audio, resample, save_audio
+from soundstage.common.errors import SoundstageError
 from soundstage.data.manifest import MANIFEST_NAME, validate_record, write_jsonl, write_manifest
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,10 @@ FP_TRIM_DB = 50.0  # leading/trailing frames below peak - 50 dB are trimmed
 DUPLICATE_SIMILARITY = 0.9  # cosine similarity of spectrogram fingerprints (shortlist)
 DUPLICATE_CORRELATION = 0.97  # peak normalised cross-correlation of the waveforms (confirmation)
 DUPLICATE_DURATION_TOL = 0.03  # relative tolerance on the trimmed duration (and at least 50 ms)
+
+
+class CorpusError(SoundstageError, ValueError):
+    """A build in which no clip could be used: the message gives the first reasons; nothing is written."""
 
 
 class ClipRejected(Exception):
@@ -383,10 +388,11 @@ class _Builder:
         report.per_group[spec.group] += 1
 
     def finish(self) -> CorpusReport:
-        if self.records:
-            write_manifest(self.out_dir / MANIFEST_NAME, self.records)
-        else:
-            logger.error("%s: no clip survived validation; no manifest written", self.report.title)
+        """Write the manifest and the skip log; CorpusError, writing nothing, when no clip was kept."""
+        if not self.records:
+            raise CorpusError(self._nothing_kept())
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        write_manifest(self.out_dir / MANIFEST_NAME, self.records)
         write_jsonl(self.out_dir / SKIPPED_NAME, self.skipped)
         if self.skipped:
             examples = "".join(f"\n  {r['where']}: {r['reason']} ({r['detail']})" for r in self.skipped[:5])
@@ -399,6 +405,13 @@ class _Builder:
                 examples,
             )
         return self.report
+
+    def _nothing_kept(self) -> str:
+        """One line: how many clips were refused, and the first reasons with their CSV lines or sources."""
+        reasons = "; ".join(f"{r['where']}: {r['reason']} ({r['detail']})" for r in self.skipped[:3])
+        more = f"; ... ({len(self.skipped) - 3} more)" if len(self.skipped) > 3 else ""
+        return (f"{self.report.title}: none of the {len(self.skipped)} clips could be used, so nothing was written "
+                f"to {self.out_dir}: {reasons}{more}")
 
 
 def write_corpus(
@@ -413,11 +426,10 @@ def write_corpus(
     """Validate, de-duplicate and write every clip; then write the manifest and ``skipped.jsonl`` atomically.
 
     Items are processed in order, so the first of a set of duplicates is the one kept. Never raises for a bad clip:
-    each is logged, counted in the report and written to the skip log.
+    each is logged, counted in the report and written to the skip log. When no clip is kept at all, raises
+    CorpusError with the first reasons and writes nothing (an earlier manifest in ``out_dir`` is left as it was).
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    builder = _Builder(out_dir, title, group_name)
+    builder = _Builder(Path(out_dir), title, group_name)
     for item in tqdm(items, total=total, desc=title, unit="clip", disable=not progress):
         if isinstance(item, Skip):
             builder.skip(item.where, item.source, item.reason, item.detail)

@@ -8,12 +8,14 @@ The CSV needs a file column and a caption column; ``class`` and ``licence`` are 
   ``<audiocap_id>.*``, ``<youtube_id>.*``, ``Y<youtube_id>.*`` or ``<youtube_id>_<start_time>.*`` under the root.
 
 Every bad row (no file, unreadable/corrupt/empty/silent audio, empty caption, ...) is skipped, reported with its CSV
-line number and written to ``skipped.jsonl``; only a CSV without the required columns is an error.
+line number and written to ``skipped.jsonl``. A CSV that is missing, not UTF-8 or without the required columns is
+an error, and so is one in which no row can be used (the error gives the first reasons; nothing is written).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
 from collections.abc import Sequence
@@ -128,16 +130,26 @@ def _row_item(row: dict[str, str], line: int, cols: Columns, csv_path: Path, aud
 
 def read_rows(csv_path: Path, audio_root: Path) -> list[CorpusItem]:
     """Parse the CSV into clips to add and rows already rejected, in file order."""
+    reader = csv.DictReader(io.StringIO(_csv_text(csv_path), newline=""))
+    cols = resolve_columns(reader.fieldnames, csv_path)
+    items: list[CorpusItem] = []
+    for raw in reader:
+        row = {(k or "").strip().lower(): (v if isinstance(v, str) else "") for k, v in raw.items()}
+        items.append(_row_item(row, reader.line_num, cols, csv_path, audio_root))
+    return items
+
+
+def _csv_text(csv_path: Path) -> str:
+    """The CSV's text (UTF-8, with or without a BOM); CsvFormatError naming the line of a byte that is not UTF-8."""
     if not csv_path.is_file():
         raise CsvFormatError(f"{csv_path}: no such CSV file")
-    with csv_path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        cols = resolve_columns(reader.fieldnames, csv_path)
-        items: list[CorpusItem] = []
-        for raw in reader:
-            row = {(k or "").strip().lower(): (v if isinstance(v, str) else "") for k, v in raw.items()}
-            items.append(_row_item(row, reader.line_num, cols, csv_path, audio_root))
-    return items
+    data = csv_path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CsvFormatError(f"{csv_path}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 text; save the CSV as "
+                             "UTF-8") from None
 
 
 def import_corpus(csv_path: Path, audio_root: Path, out_dir: Path, progress: bool = True) -> CorpusReport:
@@ -147,7 +159,9 @@ def import_corpus(csv_path: Path, audio_root: Path, out_dir: Path, progress: boo
     ``skipped.jsonl``; re-running reuses the FLAC files already written.
 
     Raises:
-        CsvFormatError: the CSV or the audio root does not exist, or the CSV lacks the required columns.
+        CsvFormatError: the CSV or the audio root does not exist, the CSV is not UTF-8 (the line is named) or lacks
+            the required columns.
+        CorpusError: no row gave a usable clip; nothing is written.
     """
     csv_path, audio_root = Path(csv_path), Path(audio_root)
     if not audio_root.is_dir():

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from soundstage.common.errors import SoundstageError
+from soundstage.common.errors import SoundstageError, UsageError
 from soundstage.foa import wrap_degrees
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -104,12 +104,15 @@ def read_manifest(folder_or_file: str | Path, spatial: bool | None = None) -> li
     return records
 
 
-def split_records(folder: str | Path, split: str) -> list[dict[str, Any]]:
-    """The spatial records of one split (``train``, ``valid``, ``test``) of a dataset folder; ValueError if none."""
+def split_records(folder: str | Path, split: str, max_clips: int | None = None) -> list[dict[str, Any]]:
+    """The spatial records of one split (``train``, ``valid``, ``test``) of a dataset folder, the first ``max_clips``
+    of them when given; ManifestError if there are none, UsageError if ``max_clips < 1``."""
+    if max_clips is not None and max_clips < 1:
+        raise UsageError(f"max_clips must be at least 1, got {max_clips}")
     records = [r for r in read_manifest(folder, spatial=True) if r["split"] == split]
     if not records:
-        raise ValueError(f"{folder}: the manifest has no clips in split {split!r}")
-    return records
+        raise ManifestError(f"{folder}: the manifest has no clips in split {split!r}")
+    return records[:max_clips]
 
 
 def write_manifest(folder_or_file: str | Path, records: Iterable[dict[str, Any]]) -> Path:
