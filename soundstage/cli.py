@@ -131,11 +131,28 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.component == "codec":
         from soundstage.codec.evaluate import evaluate_codec
 
-        evaluate_codec(args.model, args.data, split=args.split, out_json=args.out, max_clips=args.max_clips)
+        result = evaluate_codec(args.model, args.data, split=args.split, out_json=args.out, max_clips=args.max_clips)
+        written = [args.out, result.get("plot")]
     else:
         from soundstage.elsa_encoder.evaluate import evaluate_elsa
 
-        evaluate_elsa(args.model, args.data, split=args.split, out_dir=args.out)
+        results = evaluate_elsa(args.model, args.data, split=args.split, out_dir=args.out)
+        written = [results["results_json"], *results["plots"].values()]
+    for path in written:
+        if path is not None:
+            print(f"wrote {path}")
+
+
+def package_version() -> str:
+    """The installed distribution's version, else the package's own (a source tree run without installing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("soundstage")
+    except PackageNotFoundError:
+        from soundstage import __version__
+
+        return __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--debug", action="store_true", help="show the traceback when a command fails")
+    parser.add_argument("--version", action="version", version=f"soundstage {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="build corpora and spatial datasets").add_subparsers(
