@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundstage.common.compat import grad_only_for_input
 from soundstage.common.pretrained import FormatError, PretrainedMixin, raise_if_configs_differ
 from soundstage.foa import FOAInputError, check_foa
 
@@ -250,6 +251,7 @@ class FOACodec(nn.Module, PretrainedMixin):
         return self.decode_unscaled(z, foa.shape[-1]), mean, std
 
     # ------------------------------------------------------------------ public
+    @grad_only_for_input
     def encode(self, foa: torch.Tensor, sample: bool = False, sample_rate: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
         """AmbiX audio ``(B, 4, T)`` (or ``(4, T)``) -> latent ``(B, C, ceil(T / hop))`` times ``latent_scale``.
@@ -265,6 +267,7 @@ class FOACodec(nn.Module, PretrainedMixin):
             mean = mean + std * noise
         return mean * self.latent_scale
 
+    @grad_only_for_input
     def decode(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Scaled latent ``(B, C, L)`` -> AmbiX audio ``(B, 4, length or L * hop)`` at ``config.sample_rate``."""
         latent = self.check_latent(latent).to(self.latent_scale.device)

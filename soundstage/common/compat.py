@@ -1,4 +1,4 @@
-"""Let torch-first functions take and return numpy arrays too."""
+"""Let torch-first functions take and return numpy arrays too, and inference methods return tensors without grad."""
 
 from __future__ import annotations
 
@@ -42,3 +42,20 @@ def _to_numpy(out: Any) -> Any:
     if isinstance(out, dict):
         return {k: _to_numpy(v) for k, v in out.items()}
     return out
+
+
+def grad_only_for_input(method: F) -> F:
+    """Run ``method(self, x, ...)`` with autograd only when ``x`` is a tensor that requires grad.
+
+    Inference calls (audio, arrays, texts) then return tensors without a graph, as users expect and without its
+    memory; a caller that differentiates through the call with respect to its input (e.g. optimising a latent)
+    still can. Training differentiates the module's own passes (``forward`` and the like), not these methods.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        wanted = isinstance(x, torch.Tensor) and x.requires_grad and torch.is_grad_enabled()
+        with torch.set_grad_enabled(wanted):
+            return method(self, x, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

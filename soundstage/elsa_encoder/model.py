@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundstage.common.audio import resample
+from soundstage.common.compat import grad_only_for_input
 from soundstage.common.pretrained import PretrainedMixin
 from soundstage.common.text_encoder import FrozenTextEncoder, check_texts, masked_mean
 from soundstage.data.manifest import ATTRIBUTE_RANGES
@@ -214,6 +215,7 @@ class ELSA(nn.Module, PretrainedMixin):
         # Sentence features are unit vectors with tiny entries; rescale to O(1) so the MLP starts in a useful range.
         return F.normalize(self.text_projection(features * math.sqrt(features.shape[-1])), dim=-1)
 
+    @grad_only_for_input
     def embed_text(self, texts: Sequence[str]) -> torch.Tensor:
         """Unit text embeddings ``(B, embed_dim)``.
 
@@ -259,6 +261,7 @@ class ELSA(nn.Module, PretrainedMixin):
         summary = intensity_summary(logmel, intensity, self.config.intensity_summary_groups)
         return F.normalize(self.audio_projection(torch.cat((semantic, spatial, summary), dim=-1)), dim=-1)
 
+    @grad_only_for_input
     def embed_audio(self, foa: torch.Tensor | np.ndarray, sample_rate: int) -> torch.Tensor:
         """Unit audio embeddings ``(B, embed_dim)`` of AmbiX audio ``(4, T)`` or ``(B, 4, T)``."""
         return self.embed_audio_features(*self.audio_features(foa, sample_rate))
@@ -280,6 +283,7 @@ class ELSA(nn.Module, PretrainedMixin):
         out.update({name: denormalize_target(name, raw[name]) for name in SCALAR_TARGETS})
         return out
 
+    @grad_only_for_input
     def predict_spatial(self, foa: torch.Tensor | np.ndarray, sample_rate: int) -> dict[str, torch.Tensor]:
         """``azimuth_deg``, ``elevation_deg``, ``distance_m``, ``floor_area_m2``, ``t30_s``: ``(B,)`` tensors each."""
         return self.spatial_from_embedding(self.embed_audio(foa, sample_rate))
