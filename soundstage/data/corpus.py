@@ -1,8 +1,8 @@
 """Building a mono source corpus: validate clips, de-duplicate by content, write FLAC + manifest + report.
 
 Shared by the Debian sound-effect corpus (``sfx.py``) and the CSV importer (``importer.py``). A corpus folder holds
-``manifest.jsonl`` (DESIGN.md section 5, mono keys plus ``class``), ``audio/**.flac`` (mono, original sample rate)
-and ``skipped.jsonl`` (one JSON object per clip that was left out, with the reason).
+``manifest.jsonl`` (docs/conventions.md section 4: mono keys plus ``class``), ``audio/**.flac`` (mono, original
+sample rate) and ``skipped.jsonl`` (one JSON object per clip that was left out, with the reason).
 
 Building is idempotent: a FLAC that already exists with the source's sample rate and length is reused, and the
 manifest and skip log are rewritten atomically at the end, so an interrupted run simply resumes.
@@ -303,7 +303,7 @@ def _load(spec: ClipSpec, out_dir: Path) -> tuple[np.ndarray, int, bool]:
 
 
 def _record(spec: ClipSpec, sample_rate: int, num_frames: int) -> dict:
-    """The manifest record of a clip (DESIGN.md section 5 mono keys plus ``class``)."""
+    """The manifest record of a clip (docs/conventions.md section 4 mono keys plus ``class``)."""
     record = {
         "path": spec.rel_path,
         "sample_rate": int(sample_rate),

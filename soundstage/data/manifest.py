@@ -1,4 +1,4 @@
-"""Dataset manifests (shared/DESIGN.md section 5): ``manifest.jsonl``, one JSON object per clip.
+"""Dataset manifests (docs/conventions.md section 4): ``manifest.jsonl``, one JSON object per clip.
 
 Mono source corpora carry the common keys; FOA datasets add the spatial keys. Extra keys are kept as they are.
 Validation names the file and line of the first problem of each record, so a user can fix the folder.
@@ -21,7 +21,7 @@ COMMON_KEYS = ("path", "sample_rate", "num_frames", "caption", "source", "licenc
 SPATIAL_KEYS = ("spatial_caption", "azimuth_deg", "elevation_deg", "distance_m", "floor_area_m2", "t30_s", "split")
 SPLITS = ("train", "valid", "test")
 
-# Room and source statistics of ELSA's simulated set (DESIGN.md section 2): inclusive (low, high).
+# Room and source statistics of ELSA's simulated set (docs/conventions.md section 2): inclusive (low, high).
 # Azimuth is periodic and wrapped to [-180, 180) rather than range-checked.
 ATTRIBUTE_RANGES: dict[str, tuple[float, float]] = {
     "elevation_deg": (-47.5, 48.7),
@@ -36,7 +36,8 @@ class ManifestError(SoundstageError, ValueError):
 
 
 def check_attribute(name: str, value: float, tolerance: float = 1e-6) -> float:
-    """Return ``value`` if it lies in the DESIGN.md range of ``name``; otherwise raise naming the valid range."""
+    """Return ``value`` if it lies in the range of ``name`` (docs/conventions.md section 2); otherwise raise naming
+    the valid range."""
     if name == "azimuth_deg":
         if not math.isfinite(value):
             raise ValueError(f"azimuth_deg must be a finite number of degrees, got {value}")

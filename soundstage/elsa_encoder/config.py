@@ -30,7 +30,7 @@ class ELSAConfig:
     # branch needs the level to tell which bins to trust.
     spatial_energy_channel: bool = True
     # Energy-weighted mean intensity in this many frequency groups (6 numbers each) is appended to the spatial
-    # branch output: the broadband DOA and diffuseness of shared/DESIGN.md section 1, cheap and exact.
+    # branch output: the broadband DOA and diffuseness of docs/conventions.md section 1, cheap and exact.
     intensity_summary_groups: int = 8
     # Shared embedding space.
     embed_dim: int = 512

@@ -72,7 +72,7 @@ def intensity_summary(logmel: torch.Tensor, intensity: torch.Tensor, groups: int
     """Energy-weighted mean intensity per group of adjacent mel bands and over all bands: ``(B, 6 * (groups + 1))``.
 
     Weights are the W mel power (equal to the energy density for plane waves and for isotropic diffuse fields), so
-    the broadband entry is the DOA vector of shared/DESIGN.md section 1 scaled by (1 - diffuseness).
+    the broadband entry is the DOA vector of docs/conventions.md section 1 scaled by (1 - diffuseness).
     """
     weights = torch.exp(logmel) - LOG_EPS  # (B, M, N)
     per_band = torch.einsum("bmn,bcmn->bcm", weights, intensity)  # (B, 6, M)

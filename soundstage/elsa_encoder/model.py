@@ -57,7 +57,7 @@ def normalize_target(name: str, value: torch.Tensor) -> torch.Tensor:
 
 
 def denormalize_target(name: str, value: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`normalize_target`, clamped to the attribute's range (shared/DESIGN.md section 2)."""
+    """Inverse of :func:`normalize_target`, clamped to the attribute's range (docs/conventions.md section 2)."""
     low, high = ATTRIBUTE_RANGES[name]
     value = value.clamp(0.0, 1.0)
     if name in _LOG_TARGETS:
@@ -121,7 +121,7 @@ def mlp(in_dim: int, hidden: int, out_dim: int, dropout: float = 0.0) -> nn.Sequ
 class ELSA(nn.Module, PretrainedMixin):
     """Spatial audio-text contrastive encoder.
 
-    Public API (shared/DESIGN.md section 7): :meth:`embed_audio`, :meth:`embed_text`, :meth:`predict_spatial`,
+    Public API (README, "Python"): :meth:`embed_audio`, :meth:`embed_text`, :meth:`predict_spatial`,
     ``save_pretrained`` / ``from_pretrained``. Audio at another sample rate than ``config.sample_rate`` is resampled
     (polyphase, ``soundstage.common.audio.resample``). Gradients flow unless the caller disables them.
     """

@@ -1,6 +1,6 @@
 """Zero-shot probes: spatial classes, their text prompts and text prototypes, and the classes of a clip's labels.
 
-Classes follow shared/DESIGN.md section 2 via :mod:`soundstage.data.captions`: a clip whose attribute lies between
+Classes follow docs/conventions.md section 2 via :mod:`soundstage.data.captions`: a clip whose attribute lies between
 named bands (e.g. azimuth 45 deg, "front left", or distance 1.5 m) has no class for that attribute.
 
 A class prototype is the normalised mean text embedding of its prompts ("prompt ensembling"): short hand-written

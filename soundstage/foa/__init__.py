@@ -1,6 +1,6 @@
 """Ambisonics maths on AmbiX (ACN W, Y, Z, X; SN3D) audio, in torch with numpy-friendly entry points.
 
-Angles are degrees: azimuth 0 = front (+x), +90 = left (+y); elevation +90 = up. See shared/DESIGN.md section 1.
+Angles are degrees: azimuth 0 = front (+x), +90 = left (+y); elevation +90 = up. See docs/conventions.md section 1.
 """
 
 from .decode import decode_binaural, decode_stereo

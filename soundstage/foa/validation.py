@@ -15,7 +15,8 @@ from soundstage.common.errors import SoundstageError
 
 
 class FOAInputError(SoundstageError, ValueError):
-    """Audio that is not FOA as DESIGN §1 fixes it: wrong type, dtype or shape, empty, NaN/Inf, wrong rate."""
+    """Audio that is not FOA as docs/conventions.md §1 fixes it: wrong type, dtype or shape, empty, NaN/Inf, wrong
+    rate."""
 
 
 def check_foa(audio: Any, sample_rate: int | None = None, expected_rate: int | None = None,

@@ -1,4 +1,4 @@
-"""Spatial metrics on directions and FOA sound fields (degrees throughout; DESIGN.md section 1 conventions).
+"""Spatial metrics on directions and FOA sound fields (degrees throughout; docs/conventions.md section 1 conventions).
 
 FOA inputs go through :func:`soundstage.foa.check_foa`, so a metric accepts and refuses exactly what the codec and
 ELSA do (float ``(4, T)`` or ``(B, 4, T)``, finite); the angle itself is :func:`soundstage.foa.great_circle_deg`.

@@ -1,4 +1,5 @@
-"""Spatial caption words at every band edge of DESIGN.md section 2, phrasings, determinism, the rephraser hook."""
+"""Spatial caption words at every band edge of docs/conventions.md section 2, phrasings, determinism, the rephraser
+hook."""
 
 from __future__ import annotations
 

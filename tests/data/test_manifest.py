@@ -1,4 +1,4 @@
-"""Manifest validation names the line and the problem; attribute ranges come from DESIGN.md."""
+"""Manifest validation names the line and the problem; attribute ranges come from docs/conventions.md section 2."""
 
 from __future__ import annotations
 
