@@ -98,6 +98,12 @@ def _train(args: argparse.Namespace) -> None:
         from soundstage.train.codec_task import make_codec_task as make_task
 
         preset_config: Any = CODEC_PRESETS[args.preset]
+    elif args.component == "dit":
+        from soundstage.dit import dit_preset
+        from soundstage.train.dit_task import DIT_TRAIN_DEFAULTS as defaults
+        from soundstage.train.dit_task import make_dit_task as make_task
+
+        preset_config = dit_preset(args.preset)
     else:
         from soundstage.elsa_encoder import elsa_preset
         from soundstage.train.elsa_task import ELSA_TRAIN_DEFAULTS as defaults
@@ -108,12 +114,16 @@ def _train(args: argparse.Namespace) -> None:
     task_options: dict[str, Any] = {}
     if args.loss:
         if args.component != "codec":
-            raise UsageError("--loss sets codec loss weights (CodecLossConfig); ELSA has none to set")
+            raise UsageError(f"--loss sets codec loss weights (CodecLossConfig); {args.component} has none to set")
         from soundstage.codec.losses import CodecLossConfig
 
         task_options["loss_config"] = apply_overrides(CodecLossConfig(), args.loss, "loss option")
     if args.set:
         task_options["model_config"] = apply_overrides(preset_config, args.set, "model option")
+    if args.codec is not None:
+        if args.component != "dit":
+            raise UsageError("--codec names the codec of a DiT's latent folder; it applies to `train dit` only")
+        task_options["codec"] = args.codec
     task = make_task(args.preset, args.data, config, **task_options)
     if args.init_from is not None:
         task.model.init_from_pretrained(args.init_from)
@@ -224,9 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=_foa)
 
     train = commands.add_parser("train", help="train a component (resumable)")
-    train.add_argument("component", choices=("codec", "elsa"))
+    train.add_argument("component", choices=("codec", "elsa", "dit"))
     train.add_argument("--preset", choices=PRESETS, default="small")
-    train.add_argument("--data", type=Path, required=True, help="FOA dataset folder")
+    train.add_argument("--data", type=Path, required=True,
+                       help="FOA dataset folder (dit: a latent folder made by `soundstage data encode`)")
+    train.add_argument("--codec", default=None, metavar="MODEL",
+                       help="dit only: the codec that encoded --data, to decode validation clips (default: small)")
     train.add_argument("--out", type=Path, required=True, help="run folder: checkpoints, logs, exported model/")
     train.add_argument("--steps", type=int_at_least(1), default=None, help="total training steps (default: the preset's)")
     train.add_argument("--batch-size", type=int_at_least(1), default=None, help="per process and micro-batch")

@@ -78,7 +78,8 @@ class LatentDataset(Dataset):
     """Random crops of at most ``crop_frames`` latent frames of one split's items (shorter items whole).
 
     ``dataset[i]`` (any non-negative stream index) is ``dict(mean (C, l), std (C, l) float32 unscaled, frames=l,
-    record=the manifest record)``; the crop start is the one draw from ``default_rng((seed, i))``.
+    record=the manifest record, seed=int)``; from ``default_rng((seed, i))`` it draws the crop start, then ``seed``,
+    which seeds whatever else the consumer draws per item (posterior sample, noise, dropout).
     """
 
     def __init__(self, folder: str | Path, split: str, crop_frames: int, seed: int) -> None:
@@ -101,12 +102,12 @@ class LatentDataset(Dataset):
         length = min(frames, self.crop_frames)
         offset = random_offset(rng, frames, length)
         mean, std = (torch.from_numpy(crop_or_pad(tensors[k].numpy(), length, offset)) for k in ("mean", "std"))
-        return {"mean": mean, "std": std, "frames": length, "record": record}
+        return {"mean": mean, "std": std, "frames": length, "record": record, "seed": int(rng.integers(2**63 - 1))}
 
 
 def collate_latents(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Pad to the longest item: ``mean``, ``std`` ``(B, C, L)`` (zeros after each item's end; std padded with 1),
-    ``frame_mask`` ``(B, L)`` bool (True = a real frame), ``frames`` ``(B,)`` long, ``records`` (list)."""
+    ``frame_mask`` ``(B, L)`` bool (True = a real frame), ``frames`` ``(B,)`` long, ``records`` and ``seeds`` (lists)."""
     longest = max(item["frames"] for item in items)
     mean = torch.zeros(len(items), items[0]["mean"].shape[0], longest)
     std = torch.ones_like(mean)
@@ -116,4 +117,5 @@ def collate_latents(items: list[dict[str, Any]]) -> dict[str, Any]:
         std[i, :, : item["frames"]] = item["std"]
         mask[i, : item["frames"]] = True
     frames = torch.tensor([item["frames"] for item in items], dtype=torch.long)
-    return {"mean": mean, "std": std, "frame_mask": mask, "frames": frames, "records": [it["record"] for it in items]}
+    return {"mean": mean, "std": std, "frame_mask": mask, "frames": frames, "records": [it["record"] for it in items],
+            "seeds": [it["seed"] for it in items]}

@@ -39,7 +39,8 @@ def test_items_are_a_pure_function_of_seed_and_index(folder: Path) -> None:
     a, b = LatentDataset(folder, "train", 12, seed=3), LatentDataset(folder, "train", 12, seed=3)
     for index in (0, 2, 5, 1000):
         x, y = a[index], b[index]
-        assert torch.equal(x["mean"], y["mean"]) and torch.equal(x["std"], y["std"])
+        assert torch.equal(x["mean"], y["mean"]) and torch.equal(x["std"], y["std"]) and x["seed"] == y["seed"]
+    assert len({a[i]["seed"] for i in range(6)}) == 6  # one per stream index, even for the same record
     starts = {int(LatentDataset(folder, "train", 12, seed=s)[2]["mean"][0, 0]) for s in range(20)}
     assert len(starts) > 3  # the crop start does depend on the seed
 
@@ -64,6 +65,7 @@ def test_collate_pads_to_the_longest_and_masks_the_padding(folder: Path) -> None
     assert (batch["mean"][0, :, 5:] == 0).all() and (batch["std"][0, :, 5:] == 1).all()
     assert torch.equal(batch["mean"][0, :, :5], dataset[0]["mean"])
     assert [r["latent_frames"] for r in batch["records"]] == FRAMES
+    assert batch["seeds"] == [dataset[i]["seed"] for i in range(3)]
 
 
 def test_a_folder_without_latents_json_or_the_split_is_refused(folder: Path, tmp_path: Path) -> None:
