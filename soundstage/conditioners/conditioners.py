@@ -31,7 +31,7 @@ class ConditionersConfig:
     text_dim: int = 384  # hidden size of text_model (checked when it loads)
     text_max_tokens: int = 64  # longer prompts are truncated with a warning
     elsa_dim: int = 512  # ELSA embedding width (checked by attach_elsa)
-    fourier_features: int = 8  # frequencies per number (pi * 2^0 .. 2^7: resolves ~1 deg of azimuth)
+    fourier_features: int = 4  # frequencies per number (2^0 .. 2^3 rad per unit): smooth, neighbours stay close
     text_dropout: float = 0.1
     descriptive_dropout: float = 0.1
     number_dropout: float = 0.2  # each number key independently: any subset can be given at sampling

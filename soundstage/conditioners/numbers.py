@@ -18,9 +18,9 @@ LOG_RANGES = {"distance_m": (0.5, 4.0), "floor_area_m2": (13.3, 277.4), "t30_s":
 
 
 def fourier_features(values: torch.Tensor, count: int) -> torch.Tensor:
-    """``(B, k)`` values in about [-1, 1] -> ``(B, k * (1 + 2 * count))``: the values and sin/cos at frequencies
-    pi * 2^0 .. pi * 2^(count-1)."""
-    freqs = math.pi * 2.0 ** torch.arange(count, device=values.device, dtype=values.dtype)
+    """``(B, k)`` values in [-1, 1] -> ``(B, k * (1 + 2 * count))``: the values and sin/cos at 2^0 .. 2^(count-1)
+    radians per unit. Not multiples of pi, so that -1 and 1 (e.g. elevation -90 and 90) are not aliased."""
+    freqs = 2.0 ** torch.arange(count, device=values.device, dtype=values.dtype)
     angles = values.unsqueeze(-1) * freqs  # (B, k, count)
     return torch.cat([values, angles.sin().flatten(1), angles.cos().flatten(1)], dim=-1)
 

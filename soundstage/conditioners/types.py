@@ -121,15 +121,3 @@ class Conditioning:
     tokens: torch.Tensor
     mask: torch.Tensor
     global_vector: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.tokens.shape[0]
-
-    @staticmethod
-    def cat(items: Sequence[Conditioning]) -> Conditioning:
-        """Concatenate along the batch (e.g. CFG's conditional and unconditional branches in one forward); token
-        counts may differ and are padded with masked zeros."""
-        length = max(c.tokens.shape[1] for c in items)
-        tokens = torch.cat([torch.nn.functional.pad(c.tokens, (0, 0, 0, length - c.tokens.shape[1])) for c in items])
-        mask = torch.cat([torch.nn.functional.pad(c.mask, (0, length - c.mask.shape[1])) for c in items])
-        return Conditioning(tokens, mask, torch.cat([c.global_vector for c in items]))
