@@ -191,12 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     spa = data.add_parser("spatialize", help="mono corpus -> FOA dataset in simulated rooms")
     spa.add_argument("--in", dest="in_dir", type=Path, required=True, help="mono corpus folder (manifest.jsonl)")
     spa.add_argument("--out", type=Path, required=True, help="output FOA dataset folder")
-    spa.add_argument("--per-clip", type=int, default=2, help="spatial versions per source clip (default 2)")
-    spa.add_argument("--sample-rate", type=int, default=24000, help="output sample rate in Hz (default 24000)")
+    spa.add_argument("--per-clip", type=int_at_least(1), default=2, help="spatial versions per source clip (default 2)")
+    spa.add_argument("--sample-rate", type=int, default=24000,
+                     help="output sample rate in Hz, 8000 to 96000 (default 24000)")
     spa.add_argument("--seed", type=int, default=0)
-    spa.add_argument("--workers", type=int, default=1, help="worker processes")
-    spa.add_argument("--shard", type=int, default=0, help="this job's shard index (array jobs)")
-    spa.add_argument("--num-shards", type=int, default=1, help="total number of shards")
+    spa.add_argument("--workers", type=int_at_least(1), default=1, help="worker processes")
+    spa.add_argument("--shard", type=int_at_least(0), default=0, help="this job's shard index (array jobs)")
+    spa.add_argument("--num-shards", type=int_at_least(1), default=1, help="total number of shards")
     spa.set_defaults(handler=_data_spatialize)
 
     enc = data.add_parser("encode", help="FOA dataset -> latent folder for DiT training (codec posterior, K yaws each)")

@@ -6,6 +6,7 @@ Layout of the output folder::
     skipped.jsonl         every source clip or manifest line that was not used, with the reason
     audio/<key>_<v>.flac  4-channel AmbiX (W, Y, Z, X; SN3D) at the requested sample rate
     records/<key>.json    per-source-clip result, written atomically after its audio: the unit of resumption
+    spatialize.json       the settings that change the result, written before the first clip, compared on resume
     parts/part-I-of-N.jsonl   each shard's records (array jobs)
     rir_bank/             the cached room responses (:class:`soundstage.data.rooms.RirBank`)
     stats.json, stats.png dataset statistics (:func:`write_dataset_stats`)
@@ -25,8 +26,7 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,12 @@ from scipy.signal import oaconvolve
 from tqdm.auto import tqdm
 
 from ..common.audio import AudioError, load_audio, save_audio
+from ..common.errors import UsageError
 from .captions import spatial_caption
 from .manifest import MANIFEST_NAME, SPLITS, ManifestError, validate_record, write_jsonl, write_manifest
 from .rooms import SPLIT_SHARES, BankConfig, RirBank
+from .settings import check_settings, write_json_atomic
+from .workers import imap_unordered
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +54,7 @@ TRIM_THRESHOLD_DB = -50.0  # frames this far below the loudest frame count as le
 TARGET_RMS_DBFS = -20.0  # loudness target of the W channel
 PEAK_LIMIT = 0.9  # no channel exceeds this after normalisation
 SKIPPED_NAME = "skipped.jsonl"
+SETTINGS_NAME = "spatialize.json"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -230,12 +234,14 @@ def prepare_source(
     return fit_length(mono, sample_rate, rng, min_seconds, max_seconds), mono.shape[0] / sample_rate
 
 
+# (words of an AudioError message, the reason recorded in skipped.jsonl), first match wins
+_SKIP_REASONS = (("silent", "silent"), ("too short", "too short"), ("empty", "empty"), ("NaN", "non-finite"),
+                 ("no such file", "unreadable"), ("is a directory", "unreadable"), ("can read", "unreadable"))
+
+
 def _skip_reason(exc: AudioError) -> str:
     text = str(exc)
-    for reason in ("silent", "too short", "empty", "NaN", "not a readable"):
-        if reason in text:
-            return {"NaN": "non-finite", "not a readable": "unreadable"}.get(reason, reason)
-    return "bad audio"
+    return next((reason for words, reason in _SKIP_REASONS if words in text), "bad audio")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -268,13 +274,6 @@ def _open_bank(folder: str, config: BankConfig) -> RirBank:
 @functools.lru_cache(maxsize=64)
 def _load_rir(folder: str, config: BankConfig, index: int) -> np.ndarray:
     return _open_bank(folder, config).load(index)
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(json.dumps(data, ensure_ascii=False))
-    tmp.replace(path)
 
 
 def _spatial_record(job: ClipJob, version: int, room: dict[str, Any], foa: np.ndarray, gain_db: float,
@@ -324,7 +323,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
     except AudioError as exc:
         result = {"status": "skipped", "reason": _skip_reason(exc), "detail": str(exc), "path": job.source.clip_id,
                   "line": job.source.line}
-        _write_json_atomic(out_dir / "records" / f"{job.source.key}.json", result)
+        write_json_atomic(out_dir / "records" / f"{job.source.key}.json", result)
         return result
     records = []
     bank = _open_bank(bank_dir, job.bank)
@@ -335,26 +334,16 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
         save_audio(out_dir / record["path"], foa, job.sample_rate)
         records.append(record)
     result = {"status": "ok", "records": records}
-    _write_json_atomic(out_dir / "records" / f"{job.source.key}.json", result)
+    write_json_atomic(out_dir / "records" / f"{job.source.key}.json", result)
     return result
 
 
-def _process_many(jobs: list[ClipJob], workers: int, progress: bool) -> Iterable[dict[str, Any]]:
-    """Yield job results as they finish (in-process for ``workers <= 1``)."""
-    bar = tqdm(total=len(jobs), desc="spatialize", unit="clip", disable=not progress)
-    try:
-        if workers <= 1:
-            for job in jobs:
-                yield process_clip(job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(process_clip, job) for job in jobs]
-                for future in as_completed(futures):
-                    yield future.result()
-                    bar.update()
-    finally:
-        bar.close()
+def _process_many(jobs: list[ClipJob], workers: int, progress: bool) -> Iterator[dict[str, Any]]:
+    """Yield job results as they finish (:func:`soundstage.data.workers.imap_unordered`: Ctrl-C stops at once)."""
+    with tqdm(total=len(jobs), desc="spatialize", unit="clip", disable=not progress) as bar:
+        for result in imap_unordered(process_clip, [(job,) for job in jobs], workers):
+            yield result
+            bar.update()
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -414,6 +403,39 @@ def assemble_dataset(in_dir: Path, out_dir: Path, write_stats: bool = True) -> i
 
 
 
+def run_settings(per_clip: int, min_seconds: float, max_seconds: float, bank: BankConfig) -> dict[str, Any]:
+    """The settings that change a dataset's content: recorded in ``spatialize.json``, compared on every resume."""
+    return {"per_clip": per_clip, "sample_rate": bank.sample_rate, "seed": bank.seed, "bank_size": bank.size,
+            "max_ism_order": bank.max_ism_order, "min_seconds": min_seconds, "max_seconds": max_seconds}
+
+
+def _earlier_settings(out_dir: Path, requested: dict[str, Any]) -> dict[str, Any] | None:
+    """The settings ``out_dir`` was made with, or None for a new folder."""
+    path = out_dir / SETTINGS_NAME
+    if path.exists():
+        return json.loads(path.read_text())
+    # A folder from before settings were recorded: its bank checks the rest, a finished clip tells its per_clip.
+    for result_path in sorted((out_dir / "records").glob("*.json")):
+        result = json.loads(result_path.read_text())
+        if result["status"] == "ok":
+            return {**requested, "per_clip": len(result["records"])}
+    return None
+
+
+def check_arguments(shard: int, num_shards: int, per_clip: int, min_seconds: float, max_seconds: float) -> None:
+    """Refuse arguments that cannot make a dataset (before anything is written).
+
+    Raises:
+        UsageError: naming the argument and its value.
+    """
+    if not 0 <= shard < num_shards:
+        raise UsageError(f"shard must be in [0, num_shards={num_shards}), got {shard}")
+    if per_clip < 1:
+        raise UsageError(f"per_clip must be >= 1, got {per_clip}")
+    if not 0 < min_seconds <= max_seconds:
+        raise UsageError(f"need 0 < min_seconds <= max_seconds, got {min_seconds}, {max_seconds}")
+
+
 def spatialize_corpus(
     in_dir: Path,
     out_dir: Path,
@@ -436,7 +458,9 @@ def spatialize_corpus(
     peaks <= 0.9; the gain is recorded) and captioned. Unreadable, empty, non-finite and silent clips, and bad
     manifest lines, are listed in ``skipped.jsonl`` and never stop the run.
 
-    Resumable: finished clips are skipped on a re-run and a killed run loses at most the clips in flight. With
+    Resumable: finished clips are skipped on a re-run and a killed run loses at most the clips in flight; a re-run
+    with other settings (:func:`run_settings`) is refused. Ctrl-C stops the workers at once, keeping finished clips.
+    With
     ``num_shards > 1`` this call handles clips ``i`` with ``i % num_shards == shard`` and writes its part; whichever
     shard finishes last assembles ``manifest.jsonl`` (or call :func:`assemble_dataset`). Every shard builds the
     missing part of the shared response bank (``out_dir/rir_bank``); its files are deterministic, so concurrent
@@ -446,24 +470,29 @@ def spatialize_corpus(
         in_dir: mono corpus folder (``manifest.jsonl`` + audio).
         out_dir: output folder (created).
         per_clip: spatial versions per source clip, each in a different room.
-        sample_rate: output sample rate in Hz (sources are resampled).
+        sample_rate: output sample rate in Hz (sources are resampled), in ``[MIN_SAMPLE_RATE, MAX_SAMPLE_RATE]``
+            of :mod:`soundstage.data.rooms`.
         seed: seeds rooms, room choice, crops and caption phrasing.
         workers: processes for simulation and convolution.
         shard, num_shards: this job's part of an array job.
         bank_size: number of simulated rooms (one response each), partitioned ~80/10/10 over splits.
         progress: show tqdm bars.
+
+    Raises:
+        UsageError: bad arguments; SettingsError: ``out_dir`` was made with other settings; ManifestError: no
+        manifest in ``in_dir``. Nothing is written in these cases.
     """
     start = time.perf_counter()
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    if not 0 <= shard < num_shards:
-        raise ValueError(f"shard must be in [0, num_shards={num_shards}), got {shard}")
-    if per_clip < 1:
-        raise ValueError(f"per_clip must be >= 1, got {per_clip}")
-    if not 0 < min_seconds <= max_seconds:
-        raise ValueError(f"need 0 < min_seconds <= max_seconds, got {min_seconds}, {max_seconds}")
+    check_arguments(shard, num_shards, per_clip, min_seconds, max_seconds)
+    bank_config = BankConfig(size=bank_size, sample_rate=sample_rate, seed=seed)
     sources, bad_lines = read_sources(in_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    bank = RirBank(out_dir / "rir_bank", BankConfig(size=bank_size, sample_rate=sample_rate, seed=seed))
+    settings = run_settings(per_clip, min_seconds, max_seconds, bank_config)
+    earlier = _earlier_settings(out_dir, settings)
+    if earlier is not None:
+        check_settings(out_dir, earlier, settings, "an FOA dataset")
+    write_json_atomic(out_dir / SETTINGS_NAME, settings, indent=2)
+    bank = RirBank(out_dir / "rir_bank", bank_config)
     bank.build(workers=workers, progress=progress)
     pools = {split: bank.split_indices(split) for split in SPLITS}
 
@@ -560,7 +589,7 @@ def write_dataset_stats(folder: Path, records: list[dict[str, Any]] | None = Non
     folder = Path(folder)
     records = records if records is not None else read_manifest(folder, spatial=True)
     stats = dataset_statistics(records)
-    _write_json_atomic(folder / "stats.json", stats)
+    write_json_atomic(folder / "stats.json", stats)
     _plot_stats(stats, folder / "stats.png")
     return stats
 

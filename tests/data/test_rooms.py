@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from soundstage.common.errors import UsageError
 from soundstage.data import rooms
 from soundstage.data.manifest import ATTRIBUTE_RANGES
 from soundstage.data.rooms import (
@@ -157,5 +158,31 @@ def test_bank_builds_once_and_reloads(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(rooms, "_build_one", fail)
     reopened = RirBank.open(tmp_path / "bank").build(progress=False)
     assert reopened.records == bank.records
-    with pytest.raises(BankError, match="holds a bank built with"):
+    with pytest.raises(BankError, match=r"holds a response bank made with sample_rate 8000 \(now 16000\)"):
         RirBank(tmp_path / "bank", BankConfig(size=4, sample_rate=16000, seed=5))
+
+
+@pytest.mark.parametrize("sample_rate", [7, 7999, 96001])
+def test_bank_refuses_unsupported_sample_rates(sample_rate: int) -> None:
+    with pytest.raises(UsageError, match=f"sample rate {sample_rate} Hz is outside the 8000-96000 Hz"):
+        BankConfig(size=4, sample_rate=sample_rate)
+
+
+def test_interrupted_bank_build_keeps_finished_responses(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the middle of a build: the finished responses stay and a resumed build simulates only the rest."""
+    config = BankConfig(size=4, sample_rate=8000, seed=5)
+    real = rooms._build_one
+    built: list[int] = []
+
+    def interrupt_after_two(folder: str, config: BankConfig, index: int, split: str) -> dict:
+        if len(built) == 2:
+            raise KeyboardInterrupt
+        built.append(index)
+        return real(folder, config, index, split)
+
+    monkeypatch.setattr(rooms, "_build_one", interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        RirBank(tmp_path / "bank", config).build(workers=1, progress=False)
+    assert RirBank(tmp_path / "bank", config).missing() == [2, 3]
+    monkeypatch.setattr(rooms, "_build_one", real)
+    assert len(RirBank(tmp_path / "bank", config).build(workers=1, progress=False).records) == 4

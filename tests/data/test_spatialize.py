@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import shutil
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from soundstage.cli import main
+from soundstage.common.errors import UsageError
 from soundstage.data import spatialize
 from soundstage.data.captions import direction_word
 from soundstage.data.manifest import COMMON_KEYS, SPATIAL_KEYS, SPLITS, read_manifest
 from soundstage.data.rooms import room_split_assignment
+from soundstage.data.settings import SettingsError
 from soundstage.data.spatialize import (
     PEAK_LIMIT,
     SourceClip,
@@ -23,6 +31,7 @@ from soundstage.data.spatialize import (
     spatialize_corpus,
     trim_silence,
 )
+from tests.processes import group_processes, kill_group, needs_proc, start, wait_for
 
 SR = 8000
 GOOD_CLIPS = 8
@@ -211,10 +220,59 @@ def test_dataset_statistics_are_written(reference: tuple[Path, spatialize.Spatia
 
 
 def test_invalid_arguments_are_refused(corpus: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="shard"):
+    with pytest.raises(UsageError, match="shard"):
         spatialize_corpus(corpus, tmp_path, shard=2, num_shards=2)
-    with pytest.raises(ValueError, match="per_clip"):
+    with pytest.raises(UsageError, match="per_clip"):
         spatialize_corpus(corpus, tmp_path, per_clip=0)
+
+
+@pytest.mark.parametrize("sample_rate", [7, 4000, 192000])
+def test_unsupported_sample_rate_is_refused_before_anything_is_written(corpus: Path, tmp_path: Path,
+                                                                      sample_rate: int) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match=f"sample rate {sample_rate} Hz is outside the 8000-96000 Hz"):
+        spatialize_corpus(corpus, out, **{**SETTINGS, "sample_rate": sample_rate})
+    assert not out.exists()
+
+
+def test_command_line_unsupported_sample_rate_is_one_line(corpus: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    code = main(["data", "spatialize", "--in", str(corpus), "--out", str(out), "--sample-rate", "7"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "sample rate 7 Hz is outside the 8000-96000 Hz" in err
+    assert not out.exists()
+
+
+def _files(folder: Path) -> dict[str, float]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize(("change", "named"), [({"per_clip": 3}, "per_clip 2 (now 3)"),
+                                               ({"seed": 4}, "seed 3 (now 4)"),
+                                               ({"sample_rate": 16000}, "sample_rate 8000 (now 16000)")])
+def test_resume_with_other_settings_is_refused_and_changes_nothing(
+    corpus: Path, reference: tuple[Path, spatialize.SpatializeReport], change: dict, named: str
+) -> None:
+    out, _ = reference
+    before = _files(out)
+    with pytest.raises(SettingsError, match=re.escape(f"holds an FOA dataset made with {named}; run again with the same")):
+        spatialize_corpus(corpus, out, workers=1, **{**SETTINGS, **change})
+    assert _files(out) == before
+
+
+def test_folder_without_recorded_settings_takes_per_clip_from_its_clips(
+    corpus: Path, reference: tuple[Path, spatialize.SpatializeReport], tmp_path: Path
+) -> None:
+    """A dataset made before settings were recorded: its finished clips' version count is its per_clip."""
+    out = tmp_path / "old"
+    shutil.copytree(reference[0], out)
+    (out / spatialize.SETTINGS_NAME).unlink()
+    with pytest.raises(SettingsError, match=r"per_clip 2 \(now 3\)"):
+        spatialize_corpus(corpus, out, workers=1, **{**SETTINGS, "per_clip": 3})
+    assert not (out / spatialize.SETTINGS_NAME).exists()
+    report = spatialize_corpus(corpus, out, workers=1, **SETTINGS)
+    assert report.processed == 0 and json.loads((out / spatialize.SETTINGS_NAME).read_text())["per_clip"] == 2
 
 
 def test_trim_silence_keeps_the_sound_and_a_margin() -> None:
@@ -239,3 +297,84 @@ def test_normalize_loudness_limits_peaks() -> None:
     foa[:, 10] = [4.0, 1.0, 0.0, -4.5]
     scaled, gain_db = normalize_loudness(foa)
     assert np.abs(scaled).max() == pytest.approx(PEAK_LIMIT) and gain_db == pytest.approx(20 * math.log10(0.2))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Interruption of the real command: process-table tests
+# ----------------------------------------------------------------------------------------------------------------
+
+# `soundstage data spatialize --workers 2` with the test's small settings; every room and clip job sleeps after its
+# work, so that jobs are still queued and running when the test interrupts.
+_SLOW_COMMAND = """
+import functools, sys, time
+from soundstage.cli import main
+from soundstage.data import rooms, spatialize
+
+in_dir, out_dir, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+real_build, real_clip = rooms._build_one, spatialize.process_clip
+
+def slow_build(*args):
+    result = real_build(*args)
+    time.sleep(delay)
+    return result
+
+def slow_clip(job):
+    result = real_clip(job)
+    time.sleep(delay)
+    return result
+
+rooms._build_one, spatialize.process_clip = slow_build, slow_clip
+spatialize.spatialize_corpus = functools.partial(spatialize.spatialize_corpus, bank_size=6, min_seconds=0.5,
+                                                 max_seconds=1.5)
+sys.exit(main(["data", "spatialize", "--in", in_dir, "--out", out_dir, "--workers", "2", "--per-clip", "2",
+               "--sample-rate", "8000", "--seed", "3"]))
+"""
+
+
+@needs_proc
+@pytest.mark.slow
+def test_ctrl_c_stops_workers_at_once_and_keeps_finished_work(
+    corpus: Path, reference: tuple[Path, spatialize.SpatializeReport], tmp_path: Path
+) -> None:
+    """SIGINT to the process group while rooms are simulated: exit 130 within 3 s with one line, no process left,
+    finished responses kept, and a resumed run gives the reference dataset."""
+    out = tmp_path / "out"
+    proc = start(_SLOW_COMMAND, str(corpus), str(out), "2.0")
+    try:
+        assert wait_for(lambda: any((out / "rir_bank" / "responses").glob("*.json")), timeout=60)
+        os.killpg(proc.pid, signal.SIGINT)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=3)
+        assert time.monotonic() - started < 3
+        assert proc.returncode == 130 and err.rstrip().endswith("soundstage: interrupted")
+        assert "Traceback" not in err
+        assert wait_for(lambda: not group_processes(proc.pid), timeout=1), group_processes(proc.pid)
+    finally:
+        kill_group(proc.pid)
+    finished = sorted((out / "rir_bank" / "responses").glob("*.json"))
+    assert 1 <= len(finished) < 6
+    stamps = [path.stat().st_mtime_ns for path in finished]
+    report = spatialize_corpus(corpus, out, workers=2, **SETTINGS)
+    assert report.complete and [path.stat().st_mtime_ns for path in finished] == stamps
+    _assert_same_dataset(reference[0], out)
+
+
+@needs_proc
+@pytest.mark.slow
+def test_kill_9_of_the_command_leaves_no_worker(
+    corpus: Path, reference: tuple[Path, spatialize.SpatializeReport], tmp_path: Path
+) -> None:
+    """kill -9 of the main process while clips are spatialised: its workers are gone within 3 s; resume completes."""
+    out = tmp_path / "out"
+    proc = start(_SLOW_COMMAND, str(corpus), str(out), "1.0")
+    try:
+        assert wait_for(lambda: any((out / "records").glob("*.json")), timeout=60)
+        assert len(group_processes(proc.pid)) == 3  # the command and its two workers
+        proc.kill()
+        proc.wait(timeout=3)
+        assert wait_for(lambda: not group_processes(proc.pid), timeout=3), group_processes(proc.pid)
+    finally:
+        kill_group(proc.pid)
+    assert not (out / "manifest.jsonl").exists()
+    assert spatialize_corpus(corpus, out, workers=2, **SETTINGS).complete
+    _assert_same_dataset(reference[0], out)
