@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from soundstage.common.pretrained import config_to_dict
+from soundstage.data.workers import loader_worker_init
 
 logger = logging.getLogger(__name__)
 
@@ -244,23 +245,23 @@ def run_training(task: TrainTask, config: TrainConfig, resume: bool = False) -> 
     checkpoint = _prepare_out_dir(task, config, resume)
     run = _start_run(task, config, checkpoint)
     batches = iter(_loader(run))
-    bar = tqdm(total=config.max_steps, initial=run.state.step, desc=f"train {task.name}",
-               disable=not run.accelerator.is_main_process, dynamic_ncols=True)
     bad_steps = 0
-    while run.state.step < config.max_steps:
-        record = _optimizer_step(run, batches)
-        if record is None:
-            bad_steps += 1
-            if bad_steps >= config.max_bad_steps:
-                raise FloatingPointError(
-                    f"{bad_steps} consecutive non-finite losses at step {run.state.step}; lower the learning rate "
-                    f"or check the data, then resume from {latest_checkpoint(config.out_dir)}"
-                )
-            continue
-        bad_steps = 0
-        bar.update(1)
-        _after_step(run, record, bar)
-    bar.close()
+    # closed on any exception too, so that the bar is not redrawn after the command's last message (Ctrl-C)
+    with tqdm(total=config.max_steps, initial=run.state.step, desc=f"train {task.name}",
+              disable=not run.accelerator.is_main_process, dynamic_ncols=True) as bar:
+        while run.state.step < config.max_steps:
+            record = _optimizer_step(run, batches)
+            if record is None:
+                bad_steps += 1
+                if bad_steps >= config.max_bad_steps:
+                    raise FloatingPointError(
+                        f"{bad_steps} consecutive non-finite losses at step {run.state.step}; lower the learning "
+                        f"rate or check the data, then resume from {latest_checkpoint(config.out_dir)}"
+                    )
+                continue
+            bad_steps = 0
+            bar.update(1)
+            _after_step(run, record, bar)
     run.accelerator.end_training()
     return config.out_dir / EXPORT_DIR
 
@@ -335,6 +336,7 @@ def _loader(run: _Run) -> DataLoader:
         # Own generator: creating the iterator must not consume the global RNG restored from the checkpoint.
         generator=torch.Generator().manual_seed(config.seed),
         persistent_workers=config.num_workers > 0,
+        worker_init_fn=loader_worker_init,  # workers die with the run: kill -9 leaves no orphan
     )
 
 
