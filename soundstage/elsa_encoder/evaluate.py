@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from soundstage.common.audio import load_audio
 from soundstage.data.manifest import read_manifest
@@ -57,9 +58,13 @@ _DIRECTIONS = ATTRIBUTE_CLASSES["direction"]
 
 @torch.no_grad()
 def embed_split(
-    model: ELSA, data_dir: Path, records: list[dict[str, Any]], max_seconds: float = 10.0, batch_size: int = 16
+    model: ELSA, data_dir: Path, records: list[dict[str, Any]], max_seconds: float = 10.0, batch_size: int = 16,
+    desc: str = "embed audio",
 ) -> torch.Tensor:
-    """``(N, D)`` audio embeddings of whole clips (cut to ``max_seconds``); clips of equal length share a batch."""
+    """``(N, D)`` audio embeddings of whole clips (cut to ``max_seconds``); clips of equal length share a batch.
+
+    ``desc`` labels the progress bar (one step per clip).
+    """
     sample_rate = model.config.sample_rate
     limit = int(max_seconds * sample_rate)
     by_length: dict[int, list[int]] = defaultdict(list)
@@ -67,21 +72,23 @@ def embed_split(
     for i, n in enumerate(lengths):
         by_length[n].append(i)
     out = torch.zeros(len(records), model.config.embed_dim)
-    for indices in by_length.values():
-        for start in range(0, len(indices), batch_size):
-            chunk = indices[start : start + batch_size]
+    chunks = [indices[start : start + batch_size] for indices in by_length.values()
+              for start in range(0, len(indices), batch_size)]
+    with tqdm(total=len(records), desc=desc, unit="clip") as bar:
+        for chunk in chunks:
             clips = [load_audio(data_dir / records[i]["path"], sample_rate=sample_rate, channels=4)[0][:, :limit]
                      for i in chunk]
             shortest = min(c.shape[-1] for c in clips)  # the manifest's num_frames may differ by a resampling sample
             batch = torch.from_numpy(np.stack([c[:, :shortest] for c in clips]))
             out[chunk] = model.embed_audio(batch, sample_rate).cpu()
+            bar.update(len(chunk))
     return out
 
 
 @torch.no_grad()
 def embed_texts(model: ELSA, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
     chunks = [list(texts[i : i + batch_size]) for i in range(0, len(texts), batch_size)]
-    return torch.cat([model.embed_text(chunk).cpu() for chunk in chunks])
+    return torch.cat([model.embed_text(chunk).cpu() for chunk in tqdm(chunks, desc="embed captions", unit="batch")])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -243,7 +250,8 @@ def evaluate_elsa(
         max_train_clips: training-split clips embedded to fit the swap classifier (a seeded random subset).
 
     Returns:
-        The metrics written to ``elsa_eval.json``.
+        The metrics written to ``elsa_eval.json``, with the paths of the files written (``results_json``,
+        ``plots``).
     """
     if not isinstance(model, ELSA):
         model = ELSA.from_pretrained(model)
@@ -256,8 +264,7 @@ def evaluate_elsa(
     if not records:
         raise ValueError(f"{data_dir}: no clips in split {split!r}")
 
-    logger.info("embedding %d %s clips", len(records), split)
-    audio = embed_split(model, data_dir, records, max_seconds)
+    audio = embed_split(model, data_dir, records, max_seconds, desc=f"embed {split} clips")
     with torch.no_grad():
         predicted = {k: v.cpu().numpy() for k, v in model.spatial_from_embedding(audio).items()}
     spatial_texts = [r["spatial_caption"] for r in records]
@@ -313,9 +320,9 @@ def evaluate_elsa(
                                           predicted["distance_m"], out / "localization.png"),
     }
     results["plots"] = {k: str(v) for k, v in plots.items()}
+    results["results_json"] = str(out / RESULTS_NAME)
     (out / RESULTS_NAME).write_text(json.dumps(results, indent=2) + "\n")
     print(format_table(results))
-    print(f"results: {out / RESULTS_NAME}")
     return results
 
 
@@ -330,8 +337,7 @@ def _direction_swap(
     rng = np.random.default_rng(seed)
     if len(train) > max_train_clips:
         train = [train[i] for i in sorted(rng.choice(len(train), max_train_clips, replace=False))]
-    logger.info("embedding %d train clips for the swap classifier", len(train))
-    train_audio = embed_split(model, data_dir, train, max_seconds).numpy()
+    train_audio = embed_split(model, data_dir, train, max_seconds, desc="embed train clips (swap classifier)").numpy()
     train_labels = np.array([attribute_label("direction", r) for r in train])
     try:
         classifier = fit_direction_classifier(train_audio, train_labels, seed)
