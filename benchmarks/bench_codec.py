@@ -2,10 +2,11 @@
 
     python benchmarks/bench_codec.py [--threads N] [--paper-steps 1] [--skip-paper]
 
-Prints a table and writes ``benchmarks/results/codec.json``. The small codec must run encode+decode of 10 s of FOA at
->= 20x real time on the project's 2-core CPU machine. Training steps use the real loss (multi-resolution STFT,
-spatial, KL) and AdamW: small with batch 8 x 2 s at 24 kHz; paper (156 M-parameter 4-channel Oobleck at 48 kHz) is
-far too slow for a CPU, so it is timed on fewer, smaller batches and also reported per second of training audio.
+Prints a table and writes JSON (``--out``, default ``runs/benchmarks/codec.json``). The small codec must run
+encode+decode of 10 s of FOA at >= 20x real time on the project's 2-core CPU machine. Training steps use the real loss
+(multi-resolution STFT, spatial, KL) and AdamW: small with batch 8 x 2 s at 24 kHz; paper (156 M-parameter 4-channel
+Oobleck at 48 kHz) is far too slow for a CPU, so it is timed on fewer, smaller batches and also reported per second of
+training audio.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from results_io import machine_info, write_results  # benchmarks/results_io.py (the script's folder)
+from results_io import add_out_argument, machine_info, write_results  # benchmarks/results_io.py (the script's folder)
 
 from soundstage.codec import CODEC_PRESETS, FOACodec
 from soundstage.codec.losses import CodecLoss
@@ -62,7 +63,7 @@ def training_speed(codec: FOACodec, batch: int, seconds: float, steps: int, warm
             "training_audio_seconds_per_second": batch * seconds / per_step}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the project machine has 2 cores)")
     parser.add_argument("--small-steps", type=int, default=5)
@@ -70,8 +71,12 @@ def main() -> None:
     parser.add_argument("--paper-batch", type=int, default=1)
     parser.add_argument("--paper-seconds", type=float, default=1.0)
     parser.add_argument("--skip-paper", action="store_true")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "codec.json")
-    args = parser.parse_args()
+    add_out_argument(parser, "codec")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 

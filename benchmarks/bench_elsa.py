@@ -6,7 +6,7 @@
   in the feature cache (only the projection runs, as during training).
 
 Uses the bundled small model when it exists, else a randomly initialised small model (same speed). Prints a table
-and writes JSON (default ``benchmarks/results/elsa.json``).
+and writes JSON (``--out``, default ``runs/benchmarks/elsa.json``).
 
     python benchmarks/bench_elsa.py [--threads 2] [--seconds 10] [--repeats 5]
 """
@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from results_io import machine_info, write_results  # benchmarks/results_io.py (the script's folder)
+from results_io import add_out_argument, machine_info, write_results  # benchmarks/results_io.py (the script's folder)
 
 from soundstage.common.pretrained import PRETRAINED_ROOT
 from soundstage.elsa_encoder import ELSA, elsa_preset
@@ -77,13 +76,17 @@ def bench_text(model: ELSA, batch: int, repeats: int, cached: bool) -> dict[str,
     return {"batch": batch, "cached": cached, "texts_per_s": per_second, "seconds_per_batch": per_call}
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length in seconds")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "elsa.json")
-    args = parser.parse_args()
+    add_out_argument(parser, "elsa")
+    return parser
+
+
+def main() -> None:
+    args = build_parser().parse_args()
     torch.set_num_threads(args.threads)
     bundled = (PRETRAINED_ROOT / "small" / "elsa" / "config.json").exists()
     model = ELSA.from_pretrained("small") if bundled else ELSA(elsa_preset("small")).eval()

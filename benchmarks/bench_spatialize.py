@@ -4,7 +4,7 @@
 - throughput: 5-s mono clips at 24 kHz through ``spatialize_corpus`` (load, trim, convolve, normalise, caption,
   write FLAC) with the bank already built, one worker: FOA clips per second per core; plus the convolution alone.
 
-Prints a table and writes JSON (default ``benchmarks/results/spatialize.json``).
+Prints a table and writes JSON (``--out``, default ``runs/benchmarks/spatialize.json``).
 
     python benchmarks/bench_spatialize.py [--rooms 10] [--clips 24]
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
-from results_io import machine_info, write_results  # benchmarks/results_io.py (the script's folder)
+from results_io import add_out_argument, machine_info, write_results  # benchmarks/results_io.py (the script's folder)
 from scipy.signal import oaconvolve
 
 from soundstage.data.rooms import BankConfig, RirBank, sample_room, simulate_foa_rir
@@ -84,13 +84,17 @@ def bench_throughput(clips: int, bank_size: int) -> dict[str, Any]:
             "convolution_ms_per_clip": 1000.0 * convolution, "mean_response_s": mean_rir}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rooms", type=int, default=10)
     parser.add_argument("--clips", type=int, default=24)
     parser.add_argument("--bank-size", type=int, default=12)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/spatialize.json"))
-    args = parser.parse_args(argv)
+    add_out_argument(parser, "spatialize")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
 
     simulation = bench_simulation(args.rooms)
     throughput = bench_throughput(args.clips, args.bank_size)

@@ -5,7 +5,7 @@
 (b) Clips of one split: broadband active-intensity DOA (``soundstage.foa.broadband_doa``) of the reverberant clip
     versus its label: median great-circle error and median signed azimuth / elevation error, overall and by T30.
 
-Prints a table and writes JSON (default ``benchmarks/results/labels.json``).
+Prints a table and writes JSON (``--out``, default ``runs/benchmarks/labels.json``).
 
     python benchmarks/check_labels.py --data datasets/sfx_foa --split test
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from results_io import write_results  # benchmarks/results_io.py (the script's folder)
+from results_io import add_out_argument, write_results  # benchmarks/results_io.py (the script's folder)
 
 from soundstage.common.audio import load_audio
 from soundstage.data.manifest import read_manifest
@@ -74,12 +74,16 @@ def summarise(rows: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("datasets/sfx_foa"))
     parser.add_argument("--split", default="test")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/labels.json"))
-    args = parser.parse_args(argv)
+    add_out_argument(parser, "labels")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
 
     records = [r for r in read_manifest(args.data, spatial=True) if r["split"] == args.split]
     bank = check_bank(args.data / "rir_bank")
