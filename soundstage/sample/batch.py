@@ -75,7 +75,7 @@ def _read_done(out_dir: Path) -> dict[str, dict[str, Any]]:
             record = json.loads(text)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and (out_dir / str(record.get("path", ""))).is_file():
+        if isinstance(record, dict) and "id" in record and (out_dir / str(record.get("path", ""))).is_file():
             done[str(record["id"])] = record
     write_jsonl(manifest, done.values())
     return done
