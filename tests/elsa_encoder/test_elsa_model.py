@@ -95,7 +95,9 @@ def test_fine_tuned_text_layers_train_and_are_saved(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = ELSA(elsa_preset("tiny", text_finetune_layers=1))
     assert any(k.startswith("text_top_layers.") for k in model.state_dict())
-    text = model.embed_text(["a dog barks to the left", "a bell"])
+    texts = ["a dog barks to the left", "a bell"]
+    assert not model.embed_text(texts).requires_grad  # inference: no graph
+    text = model.embed_text_features(model.text_features(texts))  # what training differentiates
     assert text.shape == (2, 512)
     text.sum().backward()
     assert all(p.grad is not None for p in model.text_top_layers.parameters())
