@@ -418,7 +418,7 @@ def test_train_cli_passes_loss_and_model_overrides_to_the_task(tiny_data: Path, 
     assert "4 * hop / latent_channels must be 128" in capsys.readouterr().err  # the config's own check
     assert cli.main(["train", "elsa", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
                      "--loss", "broadband_weight=2.5"]) == 2
-    assert "ELSA has none to set" in capsys.readouterr().err
+    assert "--loss sets codec loss weights (CodecLossConfig); elsa has none to set" in capsys.readouterr().err
 
 
 def test_calibrate_cli_writes_a_calibrated_copy(tiny_data: Path, tmp_path: Path, capsys) -> None:
