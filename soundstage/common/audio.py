@@ -20,7 +20,16 @@ from soundstage.common.errors import SoundstageError
 
 class AudioError(SoundstageError, ValueError):
     """A file that cannot be used as audio: missing, a folder, undecodable, empty or too short, non-finite, silent
-    where sound is needed, or of the wrong channel count. The message names the file."""
+    where sound is needed, or of the wrong channel count. The message names the file; ``reason`` is a short tag
+    (``unreadable``, ``empty``, ``too_short``, ``non_finite``, ``silent``, ``channels``, ``format``) that reports
+    group by."""
+
+    def __init__(self, message: str, reason: str = "bad_audio") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # keep the reason across worker processes
+        return type(self), (str(self), self.reason)
 
 
 AUDIO_SUFFIXES = (".wav", ".flac")
@@ -78,7 +87,7 @@ def load_audio(
     if mono and audio.shape[0] > 1:
         audio = audio.mean(axis=0, keepdims=True)
     if channels is not None and audio.shape[0] != channels:
-        raise AudioError(f"{path}: expected {_channels_name(channels)}, found {audio.shape[0]} channel(s)")
+        raise AudioError(f"{path}: expected {_channels_name(channels)}, found {audio.shape[0]} channel(s)", "channels")
     if sample_rate is not None and sr != sample_rate:
         audio = resample(audio, sr, sample_rate)
         sr = sample_rate
@@ -90,14 +99,14 @@ def _existing_file(path: str | Path) -> Path:
     and "Format not recognised" do not)."""
     path = Path(path)
     if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
+        raise AudioError(f"{path}: is a directory, not an audio file", "unreadable")
     if not path.is_file():
-        raise AudioError(f"{path}: no such file")
+        raise AudioError(f"{path}: no such file", "unreadable")
     return path
 
 
 def _undecodable(path: str | Path, exc: Exception) -> AudioError:
-    return AudioError(f"{path}: not an audio file soundfile can read ({exc})")
+    return AudioError(f"{path}: not an audio file soundfile can read ({exc})", "unreadable")
 
 
 def _check_samples(path: str | Path, audio: np.ndarray, sample_rate: int, min_samples: int,
@@ -105,17 +114,17 @@ def _check_samples(path: str | Path, audio: np.ndarray, sample_rate: int, min_sa
     """Length, finiteness and level of decoded ``(channels, samples)`` audio."""
     count = audio.shape[1]
     if count == 0:
-        raise AudioError(f"{path}: empty audio (0 samples)")
+        raise AudioError(f"{path}: empty audio (0 samples)", "empty")
     if count < min_samples:
         raise AudioError(f"{path}: too short: {count} samples ({1000 * count / sample_rate:.1f} ms); "
-                         f"at least {min_samples} samples are needed")
+                         f"at least {min_samples} samples are needed", "too_short")
     if not np.isfinite(audio).all():
-        raise AudioError(f"{path}: contains NaN or Inf samples")
+        raise AudioError(f"{path}: contains NaN or Inf samples", "non_finite")
     peak = float(np.abs(audio).max())
     if peak < SILENCE_PEAK and silence != "allow":
         message = f"{path}: silent (peak {peak:.1e}, below -80 dBFS)"
         if silence == "error":
-            raise AudioError(f"{message}; there is no sound to analyse")
+            raise AudioError(f"{message}; there is no sound to analyse", "silent")
         logger.warning(message)
 
 
@@ -130,9 +139,9 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...] = AUDIO_SUFFIX
     path = Path(path)
     allowed = " or ".join(suffixes)
     if path.suffix.lower() not in suffixes:
-        raise AudioError(f"{path}: unsupported output format {path.suffix or '(no suffix)'!r}: use {allowed}")
+        raise AudioError(f"{path}: unsupported output format {path.suffix or '(no suffix)'!r}: use {allowed}", "format")
     if path.is_dir():
-        raise AudioError(f"{path}: is a directory; give a file name ending in {allowed}")
+        raise AudioError(f"{path}: is a directory; give a file name ending in {allowed}", "format")
     return path
 
 

@@ -192,9 +192,7 @@ def read_mono_clip(
     try:
         audio, sr = load_audio(path, mono=True)
     except AudioError as exc:
-        message = str(exc)
-        reason = "empty" if "empty audio" in message else "non_finite" if "NaN" in message else "unreadable"
-        raise ClipRejected(reason, message) from exc
+        raise ClipRejected(exc.reason, str(exc)) from exc
     except Exception as exc:  # a decoder crash on a corrupt file must not stop the whole build
         raise ClipRejected("unreadable", f"{path}: {exc}") from exc
     mono = audio[0]

@@ -227,21 +227,12 @@ def prepare_source(
     audio, _ = load_audio(path, sample_rate=sample_rate, mono=True)
     mono = audio[0]
     if float(np.abs(mono).max()) < SILENCE_PEAK:
-        raise AudioError(f"{path}: silent (peak below {20 * math.log10(SILENCE_PEAK):.0f} dBFS)")
+        raise AudioError(f"{path}: silent (peak below {20 * math.log10(SILENCE_PEAK):.0f} dBFS)", "silent")
     mono = trim_silence(mono, sample_rate)
     if mono.shape[0] < MIN_SOURCE_SECONDS * sample_rate:
-        raise AudioError(f"{path}: too short after trimming silence ({mono.shape[0] / sample_rate:.3f} s)")
+        raise AudioError(f"{path}: too short after trimming silence ({mono.shape[0] / sample_rate:.3f} s)",
+                         "too_short")
     return fit_length(mono, sample_rate, rng, min_seconds, max_seconds), mono.shape[0] / sample_rate
-
-
-# (words of an AudioError message, the reason recorded in skipped.jsonl), first match wins
-_SKIP_REASONS = (("silent", "silent"), ("too short", "too short"), ("empty", "empty"), ("NaN", "non-finite"),
-                 ("no such file", "unreadable"), ("is a directory", "unreadable"), ("can read", "unreadable"))
-
-
-def _skip_reason(exc: AudioError) -> str:
-    text = str(exc)
-    return next((reason for words, reason in _SKIP_REASONS if words in text), "bad audio")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -321,7 +312,7 @@ def process_clip(job: ClipJob) -> dict[str, Any]:
             Path(job.in_dir) / job.source.clip_id, job.sample_rate, rng, job.min_seconds, job.max_seconds
         )
     except AudioError as exc:
-        result = {"status": "skipped", "reason": _skip_reason(exc), "detail": str(exc), "path": job.source.clip_id,
+        result = {"status": "skipped", "reason": exc.reason, "detail": str(exc), "path": job.source.clip_id,
                   "line": job.source.line}
         write_json_atomic(out_dir / "records" / f"{job.source.key}.json", result)
         return result

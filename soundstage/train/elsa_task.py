@@ -36,8 +36,7 @@ from soundstage.elsa_encoder import ELSA, ELSAConfig, elsa_loss, elsa_preset
 from soundstage.elsa_encoder.features import LOG_EPS, FOAFeatures, rotate_intensity
 from soundstage.elsa_encoder.loss import contrastive_loss
 from soundstage.elsa_encoder.probes import attribute_label, class_prototypes
-from soundstage.foa import angle_between_deg, direction_vector
-from soundstage.foa import wrap_degrees
+from soundstage.foa import angle_between_deg, direction_vector, wrap_degrees
 from soundstage.metrics.retrieval import recall_at_k, relevance_from_labels, zero_shot_accuracy
 
 from .trainer import TrainConfig

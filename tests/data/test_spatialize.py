@@ -130,7 +130,7 @@ def test_bad_files_and_lines_are_skipped_and_logged(reference: tuple[Path, spati
     skipped = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
     reasons = {entry["path"]: entry["reason"] for entry in skipped}
     assert reasons == {"corrupt.flac": "unreadable", "empty.wav": "empty", "silent.flac": "silent",
-                       "nan.wav": "non-finite", "missing.flac": "unreadable", None: "bad manifest record",
+                       "nan.wav": "non_finite", "missing.flac": "unreadable", None: "bad manifest record",
                        "no_caption.flac": "bad manifest record"}
     assert report.skipped == 7 and report.skip_reasons["bad manifest record"] == 2
     assert not list((out / "audio").glob("corrupt*")) and not list((out / "audio").glob("silent*"))
