@@ -14,6 +14,9 @@ from soundstage.common.errors import SoundstageError, UsageError
 from soundstage.common.validate import finite_float, int_at_least, positive_float
 
 if TYPE_CHECKING:
+    import torch
+
+    from soundstage.sample import GenerationRequest
     from soundstage.train.trainer import TrainConfig
 
 PRESETS = ("tiny", "small", "paper")
@@ -70,6 +73,125 @@ def _foa(args: argparse.Namespace) -> None:
         print(foa_files.convert_foa_file(args.file, args.out, to=args.to))
     else:
         print(foa_files.rotate_foa_file(args.file, args.out, yaw=args.yaw, pitch=args.pitch, roll=args.roll))
+
+
+def rotation_angles(text: str) -> tuple[float, float, float]:
+    """``YAW[,PITCH,ROLL]`` in degrees (any finite numbers) -> (yaw, pitch, roll); argparse type of ``--rotate``."""
+    parts = text.split(",")
+    if len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"expected YAW[,PITCH[,ROLL]] in degrees, got {text!r}")
+    angles = [finite_float(part.strip()) for part in parts]
+    return (*angles, *[0.0] * (3 - len(angles)))  # type: ignore[return-value]
+
+
+# `soundstage generate` option -> GenerationRequest field (per-request values; a batch file gives them per row)
+GENERATE_OPTIONS = {"mode": "mode", "azimuth": "azimuth_deg", "elevation": "elevation_deg", "distance": "distance_m",
+                    "floor_area": "floor_area_m2", "t30": "t30_s", "seconds": "seconds", "steps": "steps",
+                    "cfg_scale": "cfg_scale", "negative_prompt": "negative_prompt", "seed": "seed",
+                    "trajectory": "trajectory", "init_strength": "init_strength"}
+SINGLE_ONLY = ("out", "rotate", "init_audio", "preview")  # options of one clip, refused with --batch
+
+
+def _angles(azimuth: float, elevation: float) -> str:
+    return f"azimuth {azimuth:+.1f}, elevation {elevation:+.1f} deg"
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from soundstage.common.audio import check_output_path
+    from soundstage.foa import great_circle_deg, rotate_foa
+    from soundstage.foa_files import _save_foa, render_preview
+    from soundstage.sample import SoundstagePipeline, generate_batch
+
+    given = {field: getattr(args, option) for option, field in GENERATE_OPTIONS.items()
+             if getattr(args, option) is not None}
+    if args.batch is not None:
+        extra = [f"--{name.replace('_', '-')}" for name in (*GENERATE_OPTIONS, *SINGLE_ONLY)
+                 if getattr(args, name) is not None] + (["PROMPT"] if args.prompt is not None else [])
+        if extra:
+            raise UsageError(f"--batch reads each request from its JSONL rows; {', '.join(extra)} cannot be given "
+                             "with it (only --model, --sampler and --no-direction-lock apply to every row)")
+        if args.out_dir is None:
+            raise UsageError("--batch needs --out-dir DIR for the clips and their manifest.jsonl")
+        report = generate_batch(SoundstagePipeline.from_pretrained(args.model), args.batch, args.out_dir,
+                                direction_lock=not args.no_direction_lock, sampler=args.sampler)
+        print(f"{args.out_dir}: wrote {report.written}, skipped {report.skipped} already done, "
+              f"{len(report.failed)} failed")
+        for failure in report.failed:
+            row = f" (id {failure.id})" if failure.id is not None else ""
+            print(f"{args.batch}:{failure.line}{row}: {failure.reason}", file=sys.stderr)
+        if report.failed:
+            raise UsageError(f"{len(report.failed)} row(s) of {args.batch} failed (listed above); the others were "
+                             "written, and a re-run skips them")
+        return
+
+    if args.prompt is None or args.out is None:
+        raise UsageError("give a PROMPT and --out FILE.wav (or --batch prompts.jsonl --out-dir DIR)")
+    if args.out_dir is not None:
+        raise UsageError("--out-dir is for --batch; one clip is written to --out FILE.wav")
+    if args.init_strength is not None and args.init_audio is None:
+        raise UsageError("--init-strength applies to --init-audio FILE; give both")
+    out = check_output_path(args.out)
+    previews = {kind: out.with_suffix(f".{kind}{out.suffix}") for kind in args.preview or ()}
+    for path in (out, *previews.values()):
+        check_output_path(path)
+        if not path.parent.is_dir():
+            raise UsageError(f"{path}: the folder {path.parent} does not exist")
+
+    pipe = SoundstagePipeline.from_pretrained(args.model)
+    request = pipe.make_request(args.prompt, direction_lock=not args.no_direction_lock, sampler=args.sampler, **given)
+    result = pipe.generate(request, init_audio=args.init_audio)
+    foa = result.foa[0]
+    if args.rotate is not None:
+        foa = rotate_foa(foa, *args.rotate)
+    _save_foa(out, foa.numpy(), result.sample_rate)
+    for kind, path in previews.items():
+        render_preview(out, path, kind=kind)
+
+    print(f"wrote {out}: {foa.shape[-1] / result.sample_rate:.2f} s, {result.sample_rate} Hz, 4-channel AmbiX "
+          f"({'32-bit float' if out.suffix.lower() == '.wav' else '24-bit'}), {request.mode} mode, seed {result.seeds[0]}"
+          + (f", rotated by yaw/pitch/roll {'/'.join(f'{a:g}' for a in args.rotate)} deg" if args.rotate else ""))
+    for path in previews.values():
+        print(f"wrote {path}")
+    for label, requested, measured in _directions(request, foa, result.sample_rate, args.rotate):
+        if requested is None:
+            wanted = "none (descriptive mode: the prompt says where)" if request.mode == "descriptive" else "none"
+        else:
+            wanted = _angles(*requested)
+        error = "" if requested is None else \
+            f" (off by {float(great_circle_deg(*requested, *measured)):.1f} deg)"
+        print(f"{label}: requested {wanted}; measured {_angles(*measured)}{error}")
+
+
+def _directions(request: GenerationRequest, foa: torch.Tensor, sample_rate: int,
+                rotate: tuple[float, float, float] | None,
+                ) -> list[tuple[str, tuple[float, float] | None, tuple[float, float]]]:
+    """(label, requested (az, el) or None, measured (az, el)) lines for the printout: the broadband direction
+    (soundstage.foa.broadband_doa) of the whole clip; for a trajectory instead, of its first and last quarter second
+    (at most a quarter of the clip each) next to the trajectory's direction at those windows' centres. Requested
+    directions are rotated like the audio."""
+    from soundstage.foa import broadband_doa, direction_vector, rotation_matrix, vector_to_angles
+    from soundstage.sample import trajectory_vectors
+
+    def rotated(direction: tuple[float, float] | None) -> tuple[float, float] | None:
+        if direction is None or rotate is None:
+            return direction
+        azimuth, elevation = vector_to_angles(rotation_matrix(*rotate) @ direction_vector(*direction))
+        return float(azimuth), float(elevation)
+
+    def measure(audio: torch.Tensor) -> tuple[float, float]:
+        azimuth, elevation = broadband_doa(audio)
+        return float(azimuth), float(elevation)
+
+    if not request.keyframes:
+        return [("direction", rotated(request.direction), measure(foa))]
+    lines = []
+    window = max(1, min(round(0.25 * sample_rate), foa.shape[-1] // 4))
+    for label, part, centre in (("start", foa[..., :window], 0.5 * window),
+                                ("end", foa[..., -window:], foa.shape[-1] - 0.5 * window)):
+        vector = trajectory_vectors(request.keyframes, 1, 0.5 * sample_rate / centre)[0]  # at `centre` samples
+        azimuth, elevation = vector_to_angles(vector)
+        lines.append((f"trajectory {label}", rotated((float(azimuth), float(elevation))), measure(part)))
+    return lines
 
 
 # TrainConfig fields that a `soundstage train` flag sets: flag -> field
@@ -233,6 +355,53 @@ def build_parser() -> argparse.ArgumentParser:
         rotate.add_argument(f"--{angle}", type=finite_float, default=0.0)
     for sub in (analyze, preview, convert, rotate):
         sub.set_defaults(handler=_foa)
+
+    gen = commands.add_parser(
+        "generate", help="text -> first-order ambisonics (4-channel AmbiX WAV)",
+        description="Generate FOA from text. Without --mode, any spatial number or --trajectory means parametric "
+                    "mode, else descriptive (the prompt says where, e.g. 'a dog barks on the left'). Angles in "
+                    "degrees (azimuth +90 = left; any real number, wrapped), distance in m, floor area in m2, T30 and "
+                    "seconds in s. Writes 4-channel AmbiX (ACN/SN3D): .wav as 32-bit float, .flac as 24-bit.")
+    gen.add_argument("prompt", nargs="?", default=None, metavar="PROMPT", help="what to hear (not with --batch)")
+    gen.add_argument("--out", type=Path, default=None, metavar="FILE.wav",
+                     help="output file: .wav (32-bit float) or .flac (24-bit), in an existing folder")
+    gen.add_argument("--mode", choices=("descriptive", "parametric"), default=None)
+    gen.add_argument("--azimuth", type=finite_float, default=None, metavar="DEG", help="+90 = left, -90 = right")
+    gen.add_argument("--elevation", type=finite_float, default=None, metavar="DEG", help="[-90, 90]; default 0 "
+                     "with --azimuth")
+    gen.add_argument("--distance", type=finite_float, default=None, metavar="M")
+    gen.add_argument("--floor-area", type=finite_float, default=None, metavar="M2")
+    gen.add_argument("--t30", type=finite_float, default=None, metavar="S", help="reverberation time")
+    gen.add_argument("--seconds", type=finite_float, default=None, metavar="S",
+                     help="clip length (default: 5 s, or the model's maximum if shorter)")
+    gen.add_argument("--steps", type=int_at_least(1), default=None, help="sampling steps (default: the model's)")
+    gen.add_argument("--cfg-scale", type=finite_float, default=None, metavar="G",
+                     help="classifier-free guidance scale >= 0 (1 = no guidance; default: the model's)")
+    gen.add_argument("--negative-prompt", default=None, metavar="TEXT", help="what to steer away from")
+    gen.add_argument("--seed", type=int_at_least(0), default=None, help="default: drawn, and printed")
+    gen.add_argument("--trajectory", default=None, metavar="T:AZ:EL,...",
+                     help="moving source: keyframes of seconds:azimuth:elevation, e.g. '0:90:0,4:-90:0'")
+    gen.add_argument("--rotate", type=rotation_angles, default=None, metavar="YAW[,PITCH,ROLL]",
+                     help="rotate the result exactly (degrees; yaw +90 turns front to left); write a negative yaw "
+                          "as --rotate=-90")
+    gen.add_argument("--init-audio", type=Path, default=None, metavar="FILE",
+                     help="start from this audio (FOA, or mono placed at the requested direction) for variations")
+    gen.add_argument("--init-strength", type=finite_float, default=None, metavar="X",
+                     help="(0, 1]: how far from --init-audio (1 = ignore it; default 0.7)")
+    gen.add_argument("--preview", choices=("binaural", "stereo"), action="append", default=None,
+                     help="also write FILE.binaural.wav (headphones) or FILE.stereo.wav (16-bit; repeatable)")
+    gen.add_argument("--no-direction-lock", action="store_true",
+                     help="do not impose the requested direction on the codec's direction track")
+    gen.add_argument("--sampler", choices=("euler", "heun"), default="euler")
+    gen.add_argument("--model", default="small", metavar="small|DIR",
+                     help="bundled model name or generation folder (codec/, dit/, elsa/); default: small")
+    gen.add_argument("--batch", type=Path, default=None, metavar="prompts.jsonl",
+                     help="one JSON request per line (keys id, prompt, mode, azimuth_deg, elevation_deg, distance_m, "
+                          "floor_area_m2, t30_s, seconds, seed, steps, cfg_scale, negative_prompt, trajectory); "
+                          "exit status 2 if any row failed")
+    gen.add_argument("--out-dir", type=Path, default=None, metavar="DIR",
+                     help="with --batch: DIR/<id>.wav (32-bit float) and DIR/manifest.jsonl; a re-run skips done rows")
+    gen.set_defaults(handler=_generate)
 
     train = commands.add_parser("train", help="train a component (resumable)")
     train.add_argument("component", choices=("codec", "elsa", "dit"))

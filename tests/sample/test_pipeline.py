@@ -26,7 +26,7 @@ from soundstage.foa import (
 from soundstage.sample import GenerationError, SoundstagePipeline, parse_trajectory, trajectory_vectors
 from soundstage.sample.direction import track_directions
 
-from .conftest import tiny_components
+from .tiny_models import save_generation_folder, tiny_components
 
 FAST = {"steps": 4, "progress": False}
 
@@ -188,9 +188,7 @@ def test_bad_input_is_one_clear_error(pipe: SoundstagePipeline, options: dict, m
 
 def test_from_pretrained_loads_a_generation_folder_and_refuses_another_codec(
         pipe: SoundstagePipeline, tmp_path: Path) -> None:
-    folder = tmp_path / "model"
-    for name, part in (("codec", pipe.codec), ("dit", pipe.dit), ("elsa", pipe.elsa)):
-        part.save_pretrained(folder / name)
+    folder = save_generation_folder(tmp_path / "model")  # the components of `pipe` (the same seed)
     loaded = SoundstagePipeline.from_pretrained(folder)
     assert loaded.model_hash == pipe.model_hash
     assert torch.equal(loaded("a bell", azimuth_deg=10.0, seed=0, **FAST).foa,
