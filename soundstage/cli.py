@@ -425,8 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", action="append", default=[], metavar="NAME=VALUE",
                        help="codec only: override a CodecLossConfig field, e.g. --loss broadband_weight=5 (repeatable)")
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                       help="override a field of the preset's model config, e.g. --set dim=256 "
-                            "(repeatable)")
+                       help="override a field of the preset's model config, e.g. --set dim=256; a dotted name "
+                            "reaches a nested config, e.g. --set conditioners.text_dropout=0.2 (repeatable)")
     train.add_argument("--train-only", action="append", default=[], metavar="PREFIX",
                        help="fine-tune only parameters whose names start with PREFIX, freezing the rest, e.g. "
                             "--train-only decoder.head (repeatable)")
