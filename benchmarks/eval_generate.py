@@ -8,9 +8,9 @@ clip ``i`` uses seed ``--seed + i`` in every mode (paired comparisons).
 1. Parametric direction error: great circle between the requested direction and the broadband active-intensity DOA
    (``soundstage.foa.broadband_doa``) of the output, with the direction lock (default) and without; medians over all
    clips and over requested T30 <= 0.5 s, next to the same estimator's error on the real clips (their label).
-2. Moving source: ``--trajectory`` (default ``0:90:0,4:-90:0``, 4 s) for the first ``--moving`` captions; per 40-ms
-   frame within 30 dB of the loudest, the great circle between the trajectory's direction at the frame's centre and
-   the frame's DOA (``framewise_doa``); median over all frames.
+2. Moving source: ``--trajectory`` (default ``0:90:0,4:-90:0``, 4 s) for the first ``--moving`` distinct
+   captions; per 40-ms frame within 30 dB of the loudest, the great circle between the trajectory's direction at the
+   frame's centre and the frame's DOA (``framewise_doa``); median over all frames.
 3. Descriptive mode: on clips whose label has one of the 4 direction classes (front/left/right/back, as ELSA's
    zero-shot probes define them), the quadrant of the output's measured azimuth (edges at +-45 / +-135 deg) versus
    the label's quadrant; accuracy.
@@ -395,8 +395,9 @@ def run_evaluation(pipe: SoundstagePipeline, data_dir: Path, split: str, setting
     for i, record in enumerate(tqdm(records, desc="split clips", unit="clip")):
         rows.append(evaluate_clip(pipe, settings, data_dir, record, i, keep_audio=i in keep))
     moving, moving_audio = [], None
-    for j, record in enumerate(tqdm(records[:settings.moving_prompts], desc="moving sources", unit="clip")):
-        row, foa = evaluate_moving(pipe, settings, record["caption"], j)
+    prompts = list(dict.fromkeys(r["caption"] for r in records))[:settings.moving_prompts]
+    for j, prompt in enumerate(tqdm(prompts, desc="moving sources", unit="clip")):
+        row, foa = evaluate_moving(pipe, settings, prompt, j)
         moving.append(row)
         moving_audio = moving_audio or (row, foa)
     semantics = semantic_summary(rows, prototypes, classes, source)
@@ -414,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", type=Path, default=Path("datasets/sfx_foa"))
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-clips", type=int, default=None, help="only the first N clips of the split")
-    parser.add_argument("--moving", type=int, default=12, help="moving-source prompts (the first N captions)")
+    parser.add_argument("--moving", type=int, default=12, help="moving-source prompts (the first N distinct captions)")
     parser.add_argument("--trajectory", default="0:90:0,4:-90:0")
     parser.add_argument("--moving-seconds", type=float, default=4.0)
     parser.add_argument("--steps", type=int, default=None, help="sampling steps (default: the pipeline's)")
