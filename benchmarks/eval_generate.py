@@ -7,7 +7,8 @@ clip ``i`` uses seed ``--seed + i`` in every mode (paired comparisons).
 
 1. Parametric direction error: great circle between the requested direction and the broadband active-intensity DOA
    (``soundstage.foa.broadband_doa``) of the output, with the direction lock (default) and without; medians over all
-   clips and over requested T30 <= 0.5 s, next to the same estimator's error on the real clips (their label).
+   clips and over requested T30 <= 0.5 s, next to the same estimator's error on the real clips (their label); and
+   the median broadband diffuseness of real, locked and unlocked clips (the lock should not make rooms dry).
 2. Moving source: ``--trajectory`` (default ``0:90:0,4:-90:0``, 4 s) for the first ``--moving`` distinct
    captions; per 40-ms frame within 30 dB of the loudest, the great circle between the trajectory's direction at the
    frame's centre and the frame's DOA (``framewise_doa``); median over all frames.
@@ -50,7 +51,7 @@ from soundstage.data.captions import DIRECTION_WORDS, direction_word
 from soundstage.data.manifest import read_manifest, split_records
 from soundstage.elsa_encoder import ELSA
 from soundstage.elsa_encoder.probes import attribute_label
-from soundstage.foa import broadband_doa, framewise_doa, great_circle_deg, vector_to_angles, wrap_degrees
+from soundstage.foa import broadband_doa, diffuseness, framewise_doa, great_circle_deg, vector_to_angles, wrap_degrees
 from soundstage.foa_files import analyze_foa_file, render_preview
 from soundstage.sample import SoundstagePipeline, parse_trajectory, trajectory_vectors
 
@@ -196,13 +197,13 @@ def evaluate_clip(pipe: SoundstagePipeline, settings: EvalSettings, data_dir: Pa
                            "caption": record["caption"], "spatial_caption": record["spatial_caption"],
                            **parametric_options(record), "seconds": seconds, "seed": seed, "timings": {}}
     real, rate = load_audio(data_dir / record["path"], sample_rate=pipe.sample_rate, channels=4)
-    row["real_doa_deg"] = doa(real)
+    row["real_doa_deg"], row["real_diffuseness"] = doa(real), float(diffuseness(real))
     row["real_error_deg"] = float(great_circle_deg(*row["real_doa_deg"], az, el))
     row["_real_embedding"] = embed_audio(pipe.elsa, real[:, :round(seconds * rate)], rate)
 
     foa, row["timings"]["lock"] = generate(pipe, settings, record["caption"], seed, seconds=seconds,
                                            **parametric_options(record))
-    row["lock_doa_deg"] = doa(foa)
+    row["lock_doa_deg"], row["lock_diffuseness"] = doa(foa), float(diffuseness(foa))
     row["lock_error_deg"] = float(great_circle_deg(*row["lock_doa_deg"], az, el))
     row["_embedding"] = embed_audio(pipe.elsa, foa, pipe.sample_rate)
     if keep_audio:
@@ -210,7 +211,7 @@ def evaluate_clip(pipe: SoundstagePipeline, settings: EvalSettings, data_dir: Pa
 
     foa, row["timings"]["no_lock"] = generate(pipe, settings, record["caption"], seed, seconds=seconds,
                                               direction_lock=False, **parametric_options(record))
-    row["no_lock_doa_deg"] = doa(foa)
+    row["no_lock_doa_deg"], row["no_lock_diffuseness"] = doa(foa), float(diffuseness(foa))
     row["no_lock_error_deg"] = float(great_circle_deg(*row["no_lock_doa_deg"], az, el))
 
     if attribute_label("direction", record) >= 0:  # the caption names front, left, right or back
@@ -341,6 +342,7 @@ def summarise(rows: list[dict[str, Any]], moving: list[dict[str, Any]], semantic
         "real_clips": error_summary(rows, "real_error_deg"),
         "moving": {"prompts": len(moving), "frames": len(frames), "median_deg": median(frames),
                    "median_of_clip_medians_deg": median([m["median_deg"] for m in moving])},
+        "median_diffuseness": {k: median([r[f"{k}_diffuseness"] for r in rows]) for k in ("real", "lock", "no_lock")},
         "descriptive": descriptive_summary(rows),
         "semantics": semantics,
         "timing": timing_summary(rows, moving, total_s),
@@ -363,6 +365,7 @@ def format_table(summary: dict[str, Any]) -> str:
         f"{'ELSA class match, real':<34}{sem['real_accuracy']:>8.3f}",
         f"{'  ratio generated / real':<34}{sem['ratio']:>8.3f}{'':>10}{'':>7}  {'>= 0.60':<16}",
         f"{'  chance (1 / classes)':<34}{sem['chance']:>8.3f}{'':>10}{sem['classes']:>7}  classes",
+        "median diffuseness: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["median_diffuseness"].items()),
         f"time: {tm['total_s']:.1f} s in total, {tm['per_split_clip_s']:.1f} s per split clip; median per generation: "
         + ", ".join(f"{m} {tm[m]['total']:.2f} s" for m in ("lock", "no_lock", "descriptive", "moving") if m in tm),
     ]
