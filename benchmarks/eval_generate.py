@@ -22,7 +22,7 @@ clip ``i`` uses seed ``--seed + i`` in every mode (paired comparisons).
 5. Time per clip and in total; the settings used.
 
 Prints a table and writes JSON with per-clip values in ``clips`` (``--out``, default
-``runs/benchmarks/generate.json``); ``--examples DIR`` also saves 8 generated clips (7 directions, 1 moving) as
+``runs/benchmarks/generate_eval.json``); ``--examples DIR`` also saves 8 generated clips (7 directions, 1 moving) as
 AmbiX WAV + ``.binaural.wav`` previews + direction maps (``soundstage foa analyze --plot``) and ``examples.json``.
 
     python benchmarks/eval_generate.py --model small --data datasets/sfx_foa --split test [--max-clips 12]
@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="clip i uses seed + i")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--examples", type=Path, default=None, help="save 8 example clips, previews and plots here")
-    add_out_argument(parser, "generate")
+    add_out_argument(parser, "generate_eval")
     return parser
 
 

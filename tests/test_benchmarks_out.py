@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = {"bench_codec": "codec", "bench_elsa": "elsa", "bench_spatialize": "spatialize", "check_labels": "labels"}
+SCRIPTS = {"bench_codec": "codec", "bench_elsa": "elsa", "bench_spatialize": "spatialize", "check_labels": "labels",
+           "bench_generate": "generate", "eval_generate": "generate_eval"}
 
 
 @pytest.fixture(scope="module", autouse=True)
