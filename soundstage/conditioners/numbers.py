@@ -1,6 +1,6 @@
 """Number and timing conditioners: each quantity -> Fourier features -> MLP -> one token.
 
-Normalisation (DESIGN §2 ranges): azimuth as (sin, cos) so that 179 and -179 deg are neighbours; elevation / 90;
+Normalisation (the ranges in docs/conventions.md): azimuth as (sin, cos) so that 179 and -179 deg are neighbours; elevation / 90;
 distance, floor area and T30 on a log scale mapped to [-1, 1] over the data's range and clamped there (the model has
 seen nothing outside it). NaN = not given -> the key's learned null; each key drops independently.
 """

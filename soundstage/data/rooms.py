@@ -2,7 +2,7 @@
 
 A :class:`RoomSpec` is one simulated configuration: a shoebox room, the absorption of its surfaces, a listener
 (the FOA microphone, axes aligned with the room: +x = front, +y = left, +z = up) and one source. Its azimuth,
-elevation and distance are derived from the two positions, in the conventions of shared/DESIGN.md section 1.
+elevation and distance are derived from the two positions, in the conventions of docs/conventions.md.
 
 :func:`simulate_foa_rir` renders the 4-channel AmbiX (W, Y, Z, X; SN3D) response with pyroomacoustics' image-source
 method (ISM). The microphone is four coincident capsules: an omni (W) and three *signed* figure-eight patterns
@@ -145,7 +145,7 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
 
 
 def _sample_dims(rng: np.random.Generator) -> tuple[float, float, float]:
-    """Floor area log-uniform over the DESIGN.md range; taller ceilings in larger rooms (2.4 m to ~5 m)."""
+    """Floor area log-uniform over the range in docs/conventions.md; taller ceilings in larger rooms (2.4 m to ~5 m)."""
     area_low, area_high = ATTRIBUTE_RANGES["floor_area_m2"]
     area = _log_uniform(rng, area_low, area_high)
     aspect = float(rng.uniform(*ASPECT_RATIO))
@@ -182,7 +182,7 @@ def _inside(position: np.ndarray, dims: Sequence[float], clearance: float) -> bo
 
 
 def sample_room(rng: np.random.Generator, max_tries: int = 10_000) -> RoomSpec:
-    """Draw one room configuration with ELSA-like statistics (shared/DESIGN.md section 2).
+    """Draw one room configuration with ELSA-like statistics (docs/conventions.md).
 
     Floor area and T30 are log-uniform over [13.3, 277.4] m2 and [0.14, 2.67] s; a (room, T30) pair whose Eyring
     absorption would exceed ``MAX_ABSORPTION`` is redrawn (large rooms are rarely very dead). The source direction is
@@ -615,7 +615,7 @@ def _build_one(folder: str, config: BankConfig, index: int, split: str) -> dict[
         rir = simulate_foa_rir(
             spec, config.sample_rate, seed=[config.seed, index, attempt], max_ism_order=config.max_ism_order
         )
-        # The label is the measured T30; redraw the rare room whose measurement leaves the DESIGN.md range.
+        # The label is the measured T30; redraw the rare room whose measurement leaves the range in docs/conventions.md.
         if t30_low <= rir.t30_s <= t30_high:
             break
         logger.debug("bank %d: measured T30 %.3f s outside [%g, %g]; redrawing", index, rir.t30_s, t30_low, t30_high)

@@ -2,7 +2,7 @@
 
 Layout of the output folder::
 
-    manifest.jsonl        one record per FOA clip (shared/DESIGN.md section 5 keys + extras), when complete
+    manifest.jsonl        one record per FOA clip (the keys in docs/conventions.md + extras), when complete
     skipped.jsonl         every source clip or manifest line that was not used, with the reason
     audio/<key>_<v>.flac  4-channel AmbiX (W, Y, Z, X; SN3D) at the requested sample rate
     records/<key>.json    per-source-clip result, written atomically after its audio: the unit of resumption

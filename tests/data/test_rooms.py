@@ -64,7 +64,7 @@ def test_sampling_is_deterministic_for_a_seed() -> None:
      ((1.5, 2.0, 1.5), -180.0, 0.0), ((3.0, 2.0, 2.7), 0.0, 90.0)],
 )
 def test_direct_path_is_encoded_with_design_signs(source: tuple, azimuth: float, elevation: float) -> None:
-    """A source on the left gives +Y, in front +X, above +Z (DESIGN.md section 1), exactly for the direct path."""
+    """A source on the left gives +Y, in front +X, above +Z (docs/conventions.md), exactly for the direct path."""
     spec = RoomSpec((6.0, 4.0, 3.0), 0.3, (3.0, 2.0, 1.5), source, 0.4)
     rir = simulate_foa_rir(spec, 16000, calibration_steps=0)
     peak = rir.direct_index
