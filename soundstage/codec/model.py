@@ -332,16 +332,23 @@ def measure_latent_scale(codec: FOACodec, clips: Iterable[torch.Tensor], max_bat
     """
     was_training = codec.training
     codec.eval()
-    total, total_sq, count = 0.0, 0.0, 0
+    means = []
     for i, clip in enumerate(clips):
         if max_batches is not None and i >= max_batches:
             break
-        mean, _ = codec.posterior(codec.check_audio(clip).to(codec.latent_scale.device))
+        means.append(codec.posterior(codec.check_audio(clip).to(codec.latent_scale.device))[0])
+    codec.train(was_training)
+    return latent_scale_of(means)
+
+
+def latent_scale_of(means: Iterable[torch.Tensor]) -> float:
+    """1 / standard deviation of unscaled posterior means (any shapes; every value pooled), in float64."""
+    total, total_sq, count = 0.0, 0.0, 0
+    for mean in means:
         total += float(mean.double().sum())
         total_sq += float(mean.double().square().sum())
         count += mean.numel()
-    codec.train(was_training)
     if count == 0:
-        raise ValueError("measure_latent_scale needs at least one clip")
+        raise ValueError("measuring the latent scale needs at least one clip")
     var = total_sq / count - (total / count) ** 2
     return 1.0 / math.sqrt(max(var, 1e-12))

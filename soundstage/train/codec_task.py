@@ -5,7 +5,7 @@ Data: random crops of the FOA clips of a dataset folder's ``train`` split, each 
 
 Validation (EMA weights): centre crops of the first clips of the ``valid`` split, decoded once. It logs
 reconstruction and spatial metrics and two audio examples, and measures the latent scale
-(:func:`soundstage.codec.measure_latent_scale`) and sets it on the model, so every export carries a current one.
+(:func:`soundstage.codec.model.latent_scale_of`, as :func:`soundstage.codec.measure_latent_scale`) and sets it on the model, so every export carries a current one.
 
 Optional adversary: a discriminator trained inside each step with its own optimiser; :meth:`CodecTask.setup` puts
 it on the loop's device and both are in every checkpoint.
@@ -28,7 +28,7 @@ from soundstage.codec.losses import (
     discriminator_loss,
     generator_adversarial_loss,
 )
-from soundstage.codec.model import CODEC_PRESETS, FOACodec, FOACodecConfig, measure_latent_scale
+from soundstage.codec.model import CODEC_PRESETS, FOACodec, FOACodecConfig, latent_scale_of
 from soundstage.data.dataset import FOAClips, FOADataset, centre_crops
 from soundstage.train.trainer import TrainConfig
 
@@ -120,9 +120,10 @@ class CodecTask:
         codec: FOACodec = getattr(model, "module", model)
         device = codec.latent_scale.device
         target = self.valid_audio.to(device)
-        recon = torch.cat([codec.decode_unscaled(codec.posterior(chunk)[0], chunk.shape[-1])
-                           for chunk in target.split(8)])
-        scale = measure_latent_scale(codec, target.split(8))
+        chunks = target.split(8)
+        means = [codec.posterior(chunk)[0] for chunk in chunks]
+        recon = torch.cat([codec.decode_unscaled(mean, chunk.shape[-1]) for mean, chunk in zip(means, chunks)])
+        scale = latent_scale_of(means)  # the one measurement measure_latent_scale makes, on this pass's means
         codec.set_latent_scale(scale)
         self.model.set_latent_scale(scale)  # the live model too, so the EMA of the buffer stays put
         sr = codec.sample_rate
