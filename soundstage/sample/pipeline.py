@@ -92,6 +92,7 @@ class SoundstagePipeline:
             dit.attach_elsa(elsa.eval())
         self.defaults = defaults or GenerationDefaults()
         self.sample_rate = codec.sample_rate
+        self.codec_fingerprint = fingerprint
 
     @classmethod
     def from_pretrained(cls, path_or_name: str | Path = "small", device: str | torch.device = "cpu",
@@ -122,7 +123,7 @@ class SoundstagePipeline:
     @cached_property
     def model_hash(self) -> str:
         """16 hex of sha256 over the fingerprints of the codec, the DiT and ELSA: what made a clip."""
-        parts = [codec_fingerprint(m) for m in (self.codec, self.dit, self.elsa) if m is not None]
+        parts = [self.codec_fingerprint] + [codec_fingerprint(m) for m in (self.dit, self.elsa) if m is not None]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def make_request(self, prompt: str, **options: Any) -> GenerationRequest:
