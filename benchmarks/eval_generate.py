@@ -51,8 +51,9 @@ from soundstage.data.captions import DIRECTION_WORDS, direction_word
 from soundstage.data.manifest import read_manifest, split_records
 from soundstage.elsa_encoder import ELSA
 from soundstage.elsa_encoder.probes import attribute_label
-from soundstage.foa import broadband_doa, diffuseness, framewise_doa, great_circle_deg, vector_to_angles, wrap_degrees
+from soundstage.foa import diffuseness, great_circle_deg, vector_to_angles, wrap_degrees
 from soundstage.foa_files import analyze_foa_file, render_preview
+from soundstage.metrics.spatial_metrics import FRAME_SECONDS, GATE_DB, doa_deg, gated_framewise_doa
 from soundstage.sample import SoundstagePipeline, parse_trajectory, trajectory_vectors
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ logger = logging.getLogger(__name__)
 QUADRANTS = ("front", "left", "right", "back")
 MAX_CLIP_SECONDS = 5.0
 DRY_T30_S = 0.5  # the "T30 <= 0.5 s" subset of the direction targets
-FRAME_SECONDS = 0.04
-GATE_DB = 30.0
 TARGETS = {"lock_dry_median_deg": 3.0, "no_lock_median_deg": 8.0, "moving_median_deg": 8.0,
            "descriptive_accuracy": 0.90, "semantic_ratio": 0.60}
 NUM_EXAMPLES = 8
@@ -98,8 +97,7 @@ def quadrant(azimuth_deg: float) -> str:
 
 def doa(foa: np.ndarray) -> tuple[float, float]:
     """Broadband active-intensity DOA (azimuth, elevation) in degrees of ``(4, T)`` audio."""
-    azimuth, elevation = broadband_doa(foa)
-    return float(azimuth), float(elevation)
+    return doa_deg(foa)
 
 
 def direction_error(foa: np.ndarray, azimuth_deg: float, elevation_deg: float) -> float:
@@ -112,16 +110,14 @@ def trajectory_frame_errors(foa: np.ndarray, sample_rate: int, trajectory: str, 
     """Per-frame great circle (degrees) between a trajectory and the DOA of ``foa``, for frames within ``gate_db``
     of the loudest.
 
-    Frames are ``frame_seconds`` long, back to back; frame ``i`` covers ``[i, i + 1) * frame_seconds`` and is
-    compared with the trajectory at its centre (``trajectory_vectors``' frame times). The STFT is centred on frame
-    starts, so the audio is analysed from half a frame on.
+    Frames are those of ``soundstage.metrics.spatial_metrics.gated_framewise_doa``; frame ``i`` is compared with
+    the trajectory at its centre (``trajectory_vectors``' frame times).
     """
     hop = round(frame_seconds * sample_rate)
-    azimuth, elevation, energy = framewise_doa(foa[..., hop // 2:], n_fft=hop, hop_length=hop)
+    azimuth, elevation, keep = gated_framewise_doa(foa, sample_rate, frame_seconds, gate_db)
     targets = trajectory_vectors(parse_trajectory(trajectory), azimuth.shape[-1], sample_rate / hop)
     target_az, target_el = vector_to_angles(targets)
     errors = great_circle_deg(azimuth, elevation, target_az.numpy(), target_el.numpy())
-    keep = energy >= energy.max() * 10 ** (-gate_db / 10)
     return np.atleast_1d(errors)[keep]
 
 

@@ -11,7 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from soundstage.foa import broadband_doa, check_foa, diffuseness, great_circle_deg
+from soundstage.foa import broadband_doa, check_foa, diffuseness, framewise_doa, great_circle_deg, wrap_degrees
+
+FRAME_SECONDS = 0.04  # framewise direction: 40-ms frames
+GATE_DB = 30.0  # ... those within 30 dB of the loudest frame
 
 
 def _checked_pair(estimate: Any, reference: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,3 +58,42 @@ def localization_summary(
         error = np.abs(np.asarray(predicted_distance, dtype=np.float64) - np.asarray(true_distance, dtype=np.float64))
         out.update({"distance_error_mean_m": float(error.mean()), "distance_error_median_m": float(np.median(error))})
     return out
+
+
+def doa_deg(foa: Any) -> tuple[float, float]:
+    """Broadband active-intensity DOA (azimuth, elevation) in degrees of one ``(4, T)`` clip."""
+    azimuth, elevation = broadband_doa(check_foa(foa)[0])
+    return float(azimuth), float(elevation)
+
+
+def gated_framewise_doa(foa: np.ndarray, sample_rate: int, frame_seconds: float = FRAME_SECONDS,
+                        gate_db: float = GATE_DB) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DOA of each ``frame_seconds`` frame of one ``(4, T)`` clip: azimuth, elevation (degrees) and a bool mask of
+    the frames within ``gate_db`` of the loudest, each ``(frames,)``.
+
+    Frames are back to back; frame ``i`` covers ``[i, i + 1) * frame_seconds`` (its DOA is that of the frame's
+    energy-weighted active intensity). The STFT centres its frames on their starts, so the audio is analysed from
+    half a frame on.
+    """
+    hop = round(frame_seconds * sample_rate)
+    azimuth, elevation, energy = framewise_doa(np.asarray(foa, dtype=np.float32)[..., hop // 2:], n_fft=hop,
+                                               hop_length=hop)
+    azimuth, elevation, energy = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (azimuth, elevation, energy))
+    keep = energy >= energy.max() * 10 ** (-gate_db / 10)
+    return azimuth, elevation, keep
+
+
+def framewise_direction_error_deg(foa: np.ndarray, sample_rate: int, azimuth_deg: float, elevation_deg: float,
+                                  frame_seconds: float = FRAME_SECONDS, gate_db: float = GATE_DB) -> float:
+    """Median great circle (degrees) between a fixed direction and the DOA of each frame of :func:`gated_framewise_doa`
+    that passes its gate (NaN for a clip with no such frame)."""
+    azimuth, elevation, keep = gated_framewise_doa(foa, sample_rate, frame_seconds, gate_db)
+    if not keep.any():
+        return float("nan")
+    errors = great_circle_deg(azimuth[keep], elevation[keep], azimuth_deg, elevation_deg)
+    return float(np.median(errors))
+
+
+def azimuth_error_deg(estimate: Any, reference: Any) -> Any:
+    """Absolute wrapped azimuth difference in degrees, in [0, 180]: 170 vs -170 is 20 degrees apart."""
+    return np.abs(wrap_degrees(np.asarray(estimate, dtype=np.float64) - np.asarray(reference, dtype=np.float64)))
