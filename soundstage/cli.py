@@ -25,7 +25,18 @@ PRESETS = ("tiny", "small", "paper")
 def _data_sfx(args: argparse.Namespace) -> None:
     from soundstage.data.sfx import build_sfx_corpus
 
-    print(build_sfx_corpus(args.out, cache_dir=args.cache).summary())
+    report, packages = build_sfx_corpus(args.out, cache_dir=args.cache, packages=args.package,
+                                        max_class_fraction=args.max_class_fraction)
+    print(report.summary())
+    print()
+    print(packages)
+
+
+def _data_sfx_review(args: argparse.Namespace) -> None:
+    from soundstage.data.sfx import review_packages
+
+    count = review_packages(args.out, cache_dir=args.cache, packages=args.package)
+    print(f"measured {count} audio members -> {args.out}")
 
 
 def _data_import(args: argparse.Namespace) -> None:
@@ -260,6 +271,16 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    if args.component == "generated":
+        _evaluate_generated(args)
+        return
+    given = [flag for flag in ("gen", "ref", "gen_split", "ref_split", "plots", "sfx_model", "cache", "no_cache")
+             if getattr(args, flag) not in (None, False)]
+    if given:
+        raise UsageError(f"--{given[0].replace('_', '-')} is an option of `evaluate generated`, not of "
+                         f"`evaluate {args.component}`")
+    if args.data is None:
+        raise UsageError(f"evaluate {args.component} needs --data DIR (an FOA dataset folder)")
     if args.component == "codec":
         from soundstage.codec.evaluate import evaluate_codec
 
@@ -273,6 +294,23 @@ def _evaluate(args: argparse.Namespace) -> None:
     for path in written:
         if path is not None:
             print(f"wrote {path}")
+
+
+def _evaluate_generated(args: argparse.Namespace) -> None:
+    from soundstage.evaluation.generated import evaluate_generated
+
+    if args.gen is None or args.ref is None:
+        raise UsageError("evaluate generated needs --gen DIR (generated clips) and --ref DIR (a dataset folder)")
+    for flag in ("data", "split", "max_clips"):
+        if getattr(args, flag) not in (None, "test"):
+            raise UsageError(f"--{flag.replace('_', '-')} is not an option of `evaluate generated` (use --gen-split, "
+                             "--ref-split)")
+    results = evaluate_generated(args.gen, args.ref, out=args.out, plots=args.plots, gen_split=args.gen_split,
+                                 ref_split=args.ref_split, elsa=args.model, sfx=args.sfx_model or "aisfx",
+                                 cache_dir=None if args.no_cache else (args.cache or "default"))
+    print(results["table"])
+    for path in (results["results_json"], *results.get("plots", {}).values()):
+        print(f"wrote {path}")
 
 
 def package_version() -> str:
@@ -302,7 +340,16 @@ def build_parser() -> argparse.ArgumentParser:
     sfx = data.add_parser("sfx", help="real sound-effect corpus (mono) from Debian packages")
     sfx.add_argument("--out", type=Path, required=True, help="output corpus folder")
     sfx.add_argument("--cache", type=Path, default=None, help="where .deb packages are kept (default ~/.cache/soundstage)")
+    sfx.add_argument("--package", action="append", default=None, help="only this package (repeatable; default: all)")
+    sfx.add_argument("--max-class-fraction", type=positive_float, default=0.05,
+                     help="cap any class at this share of the corpus (default 0.05)")
     sfx.set_defaults(handler=_data_sfx)
+
+    review = data.add_parser("sfx-review", help="measure every audio member of the packages, for curating captions")
+    review.add_argument("--out", type=Path, required=True, help="review sheet (CSV)")
+    review.add_argument("--cache", type=Path, default=None, help="where .deb packages are kept")
+    review.add_argument("--package", action="append", default=None, help="only this package (repeatable)")
+    review.set_defaults(handler=_data_sfx_review)
 
     imp = data.add_parser("import", help="import your own mono clips with captions (AudioCaps/Clotho-style CSV)")
     imp.add_argument("--csv", type=Path, required=True, help="CSV with columns file, caption[, class, licence]")
@@ -432,13 +479,32 @@ def build_parser() -> argparse.ArgumentParser:
                             "--train-only decoder.head (repeatable)")
     train.set_defaults(handler=_train)
 
-    ev = commands.add_parser("evaluate", help="evaluate a component: prints a table, writes JSON (+ plots)")
-    ev.add_argument("component", choices=("codec", "elsa"))
-    ev.add_argument("--model", default="small", help="model folder or bundled preset name (default: small)")
-    ev.add_argument("--data", type=Path, required=True, help="FOA dataset folder")
-    ev.add_argument("--split", choices=("train", "valid", "test"), default="test")
-    ev.add_argument("--out", type=Path, default=None, help="JSON file (codec) or folder (elsa) for the results")
+    ev = commands.add_parser(
+        "evaluate", help="evaluate a component or generated clips: prints a table, writes JSON (+ plots)",
+        description="codec / elsa: a trained component on a dataset split (--data). generated: a folder of generated "
+                    "FOA (--gen: `soundstage generate --batch` output or a dataset folder) against real clips (--ref: "
+                    "a dataset folder): FAD/FAD-inf/KAD on aiSFX embeddings of W and of each channel, FAD/KAD on "
+                    "ELSA, spatial CLAP, and localization against the requests.")
+    ev.add_argument("component", choices=("codec", "elsa", "generated"))
+    ev.add_argument("--model", default="small",
+                    help="model folder or bundled preset name (default: small); generated: the ELSA it scores with")
+    ev.add_argument("--data", type=Path, default=None, help="FOA dataset folder (codec, elsa)")
+    ev.add_argument("--split", choices=("train", "valid", "test"), default="test", help="(codec, elsa)")
+    ev.add_argument("--out", type=Path, default=None,
+                    help="JSON file (codec, generated: default GEN/evaluation.json) or folder (elsa) for the results")
     ev.add_argument("--max-clips", type=int_at_least(1), default=None, help="evaluate at most this many clips (codec)")
+    ev.add_argument("--gen", type=Path, default=None, metavar="DIR", help="generated: the clips to score")
+    ev.add_argument("--ref", type=Path, default=None, metavar="DIR", help="generated: the reference dataset folder")
+    ev.add_argument("--gen-split", choices=("train", "valid", "test"), default=None,
+                    help="generated: only this split of a dataset given as --gen (default: all its clips)")
+    ev.add_argument("--ref-split", choices=("train", "valid", "test"), default=None,
+                    help="generated: only this split of --ref (default: all its clips)")
+    ev.add_argument("--plots", type=Path, default=None, metavar="DIR", help="generated: write the PNG plots here")
+    ev.add_argument("--sfx-model", default=None, metavar="DIR",
+                    help="generated: aiSFX weights folder (default: the bundled soundstage/pretrained/aisfx)")
+    ev.add_argument("--cache", type=Path, default=None, metavar="DIR",
+                    help="generated: embedding cache, keyed by file content (default ~/.cache/soundstage/embeddings)")
+    ev.add_argument("--no-cache", action="store_true", help="generated: embed every file again, keep nothing")
     ev.set_defaults(handler=_evaluate)
 
     cal = commands.add_parser("calibrate", help="calibrate a trained codec's output level per frequency")

@@ -10,6 +10,7 @@ manifest and skip log are rewritten atomically at the end, so an interrupted run
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import struct
@@ -73,7 +74,8 @@ class ClipSpec:
     licence: str
     source: str  # provenance, e.g. "debian:minetest-data/usr/share/..."
     group: str  # package or CSV name, for the per-group counts
-    where: str  # human locator for logs, e.g. "sfx_catalogue.csv:12" or "captions.csv:7"
+    where: str  # human locator for logs, e.g. "minetest-data.csv:12" or "captions.csv:7"
+    segment: tuple[float, float] | None = None  # (start, end) seconds of the source to take; None = all of it
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Skip:
     source: str
     reason: str
     detail: str
+    group: str = ""
 
 
 CorpusItem = ClipSpec | Skip
@@ -103,6 +106,8 @@ class CorpusReport:
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (source, source it duplicates)
     per_class: Counter[str] = field(default_factory=Counter)
     per_group: Counter[str] = field(default_factory=Counter)  # per package (sfx) or per CSV (import)
+    skipped_per_group: dict[str, Counter[str]] = field(default_factory=dict)  # group -> reason -> count (+duplicates)
+    capped: Counter[str] = field(default_factory=Counter)  # class -> clips left out by the class cap
     seconds_per_class: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -122,6 +127,8 @@ class CorpusReport:
             ),
             f"  reused existing files: {self.reused}",
             f"  duplicates dropped: {len(self.duplicates)}",
+            f"  left out by the class cap: {sum(self.capped.values())}"
+            + (" (" + ", ".join(f"{k} {v}" for k, v in self.capped.most_common()) + ")" if self.capped else ""),
             f"  skipped: {self.num_skipped}"
             + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items())) + ")" if self.skipped else ""),
             "",
@@ -176,11 +183,15 @@ def wav_truncation(path: Path) -> str | None:
 
 
 def read_mono_clip(
-    path: Path, min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS
+    path: Path,
+    min_seconds: float = MIN_SECONDS,
+    max_seconds: float = MAX_SECONDS,
+    segment: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Load a clip as float32 mono ``(samples,)`` at its own rate, or raise ClipRejected with a reason code.
+    """Load a clip (or its ``segment``, (start, end) seconds) as float32 mono ``(samples,)`` at its own rate.
 
-    Reasons: missing_file, unreadable, truncated, empty, non_finite, too_short, too_long, silent.
+    The length and silence checks apply to what is returned. Raises ClipRejected with a reason code: missing_file,
+    unreadable, truncated, empty, non_finite, bad_segment, too_short, too_long, silent.
     """
     if not path.is_file():
         raise ClipRejected("missing_file", f"{path} does not exist")
@@ -196,15 +207,26 @@ def read_mono_clip(
     except Exception as exc:  # a decoder crash on a corrupt file must not stop the whole build
         raise ClipRejected("unreadable", f"{path}: {exc}") from exc
     mono = audio[0]
+    if segment is not None:
+        start, end = segment_frames(segment, sr)
+        if end > mono.shape[0] + int(0.05 * sr):
+            raise ClipRejected("bad_segment", f"segment ends at {segment[1]:g} s but {path} lasts "
+                                              f"{mono.shape[0] / sr:.2f} s")
+        mono = mono[start:end]
     seconds = mono.shape[0] / sr
     if seconds < min_seconds:
         raise ClipRejected("too_short", f"{seconds:.3f} s < {min_seconds} s")
     if seconds > max_seconds:
-        raise ClipRejected("too_long", f"{seconds:.1f} s > {max_seconds} s")
+        raise ClipRejected("too_long", f"{seconds:.1f} s > {max_seconds} s (take segments of it: member@START-END)")
     peak = float(np.max(np.abs(mono)))
     if peak < SILENCE_PEAK:
         raise ClipRejected("silent", f"peak {peak:.2e} is below {SILENCE_PEAK:.0e} (digital silence)")
     return mono, sr
+
+
+def segment_frames(segment: tuple[float, float], sample_rate: int) -> tuple[int, int]:
+    """(start, end) sample indices of a (start, end) seconds segment."""
+    return round(segment[0] * sample_rate), round(segment[1] * sample_rate)
 
 
 # Log-spaced FFT-bin edges (62 Hz .. 4 kHz at FP_RATE); duplicates from rounding are merged.
@@ -277,26 +299,30 @@ class DuplicateIndex:
         self._prints.append(fp)
 
 
-def _reusable(out_path: Path, source: Path) -> tuple[np.ndarray, int] | None:
-    """The finished FLAC of an earlier run, if it exists and matches the source's rate and length."""
+def _reusable(spec: ClipSpec, out_path: Path) -> tuple[np.ndarray, int] | None:
+    """The finished FLAC of an earlier run, if it exists and matches the source's (or segment's) rate and length."""
     if not out_path.is_file():
         return None
     try:
-        src = audio_info(source)
+        src = audio_info(spec.audio_path)
         audio, sr = load_audio(out_path, channels=1)
     except AudioError:
         return None
-    if sr != src.sample_rate or audio.shape[1] != src.num_frames:
+    frames = src.num_frames
+    if spec.segment is not None:
+        start, end = segment_frames(spec.segment, src.sample_rate)
+        frames = min(end, frames) - start
+    if sr != src.sample_rate or audio.shape[1] != frames:
         return None
     return audio[0], sr
 
 
 def _load(spec: ClipSpec, out_dir: Path) -> tuple[np.ndarray, int, bool]:
-    """Decode one clip, or reuse its finished FLAC; returns (mono, rate, reused)."""
-    reused = _reusable(out_dir / spec.rel_path, spec.audio_path)
+    """Decode one clip (or its segment), or reuse its finished FLAC; returns (mono, rate, reused)."""
+    reused = _reusable(spec, out_dir / spec.rel_path)
     if reused is not None:
         return reused[0], reused[1], True
-    mono, sr = read_mono_clip(spec.audio_path)
+    mono, sr = read_mono_clip(spec.audio_path, segment=spec.segment)
     return mono, sr, False
 
 
@@ -337,13 +363,19 @@ class _Builder:
         self.report = CorpusReport(out_dir=out_dir, title=title, group_name=group_name)
         self.index = DuplicateIndex()
         self.records: list[dict] = []
+        self.groups: list[str] = []  # the group of each record
         self.skipped: list[dict] = []
         self.paths: set[str] = set()
 
-    def skip(self, where: str, source: str, reason: str, detail: str) -> None:
+    def skip(self, where: str, source: str, reason: str, detail: str, group: str = "") -> None:
         self.report.skipped[reason] += 1
+        self._count_skip(group, reason)
         self.skipped.append(_skip_line(where, source, reason, detail))
         logger.info("%s: skipped %s (%s: %s)", where, source, reason, detail)
+
+    def _count_skip(self, group: str, reason: str) -> None:
+        if group:
+            self.report.skipped_per_group.setdefault(group, Counter())[reason] += 1
 
     def add(self, spec: ClipSpec) -> None:
         """Validate, de-duplicate and write one clip; a rejected clip is logged, never raised."""
@@ -360,15 +392,17 @@ class _Builder:
             if not reused:
                 _write_flac(mono, sr, self.out_dir / spec.rel_path)
         except ClipRejected as exc:
-            self.skip(spec.where, spec.source, exc.reason, exc.detail)
+            self.skip(spec.where, spec.source, exc.reason, exc.detail, spec.group)
             return
         self.index.add(spec.source, fp)
         self.paths.add(spec.rel_path)
         self.records.append(record)
+        self.groups.append(spec.group)
         self._count(spec, mono.shape[0] / sr, reused)
 
     def _duplicate(self, spec: ClipSpec, original: str, reused: bool) -> None:
         self.report.duplicates.append((spec.source, original))
+        self._count_skip(spec.group, "duplicate")
         self.skipped.append(
             _skip_line(spec.where, spec.source, "duplicate", "same audio content", duplicate_of=original)
         )
@@ -384,6 +418,36 @@ class _Builder:
         report.per_class[spec.label] += 1
         report.seconds_per_class[spec.label] += seconds
         report.per_group[spec.group] += 1
+
+    def cap(self, max_fraction: float) -> None:
+        """Leave out clips of classes above ``max_fraction`` of the corpus (see :func:`class_cap`): which ones is
+        decided by a hash of their source, so the choice is stable across runs. Their files are removed."""
+        limit = class_cap(Counter(r["class"] for r in self.records), max_fraction)
+        by_class: dict[str, list[int]] = {}
+        for i, record in enumerate(self.records):
+            by_class.setdefault(record["class"], []).append(i)
+        drop: set[int] = set()
+        for label, indices in by_class.items():
+            if len(indices) > limit:
+                ranked = sorted(indices, key=lambda i: hashlib.sha1(self.records[i]["source"].encode()).hexdigest())
+                drop.update(ranked[limit:])
+        for i in sorted(drop):
+            record, group = self.records[i], self.groups[i]
+            seconds = record["num_frames"] / record["sample_rate"]
+            report = self.report
+            report.kept -= 1
+            report.total_seconds -= seconds
+            report.per_class[record["class"]] -= 1
+            report.seconds_per_class[record["class"]] -= seconds
+            report.per_group[group] -= 1
+            report.capped[record["class"]] += 1
+            self._count_skip(group, "class_cap")
+            self.skipped.append(_skip_line(record["path"], record["source"], "class_cap",
+                                           f"class {record['class']!r} is capped at {limit} clips "
+                                           f"({max_fraction:.0%} of the corpus)"))
+            (self.out_dir / record["path"]).unlink(missing_ok=True)
+        self.records = [r for i, r in enumerate(self.records) if i not in drop]
+        self.groups = [g for i, g in enumerate(self.groups) if i not in drop]
 
     def finish(self) -> CorpusReport:
         """Write the manifest and the skip log; CorpusError, writing nothing, when no clip was kept."""
@@ -420,18 +484,33 @@ def write_corpus(
     group_name: str,
     total: int | None = None,
     progress: bool = True,
+    max_class_fraction: float | None = None,
 ) -> CorpusReport:
     """Validate, de-duplicate and write every clip; then write the manifest and ``skipped.jsonl`` atomically.
 
-    Items are processed in order, so the first of a set of duplicates is the one kept. Never raises for a bad clip:
+    Items are processed in order, so the first of a set of duplicates is the one kept. With ``max_class_fraction``,
+    classes above that share of the kept clips are cut down (:meth:`_Builder.cap`). Never raises for a bad clip:
     each is logged, counted in the report and written to the skip log. When no clip is kept at all, raises
     CorpusError with the first reasons and writes nothing (an earlier manifest in ``out_dir`` is left as it was).
     """
     builder = _Builder(Path(out_dir), title, group_name)
     for item in tqdm(items, total=total, desc=title, unit="clip", disable=not progress):
         if isinstance(item, Skip):
-            builder.skip(item.where, item.source, item.reason, item.detail)
+            builder.skip(item.where, item.source, item.reason, item.detail, item.group)
         else:
             builder.add(item)
+    if max_class_fraction is not None and builder.records:
+        builder.cap(max_class_fraction)
     return builder.finish()
 
+
+def class_cap(counts: Counter[str], max_fraction: float) -> int:
+    """The largest per-class count ``c`` such that, with every class cut to at most ``c`` clips, ``c`` is at most
+    ``max_fraction`` of the total. Fewer than ``1 / max_fraction`` classes cannot meet any cap: then nothing is cut
+    (the largest count is returned) and a warning says so."""
+    for cap in range(max(counts.values()), 0, -1):
+        if cap <= max_fraction * sum(min(n, cap) for n in counts.values()):
+            return cap
+    logger.warning("%d classes cannot each stay under %.0f%% of the corpus; no class is capped",
+                   len(counts), 100 * max_fraction)
+    return max(counts.values())

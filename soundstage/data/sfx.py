@@ -1,10 +1,11 @@
 """The real sound-effect corpus (``soundstage data sfx``): curated mono clips from freely licensed Debian packages.
 
 Steps: ``apt-get download`` the packages into a cache, ``dpkg -x`` them (cached), list their audio members (plain
-wav/ogg/flac files, the entries of OpenTTD ``.cat`` sound catalogues, and audio inside .zip/.tar archives), then
-keep exactly the rows of the hand-checked table ``sfx_catalogue.csv`` (package, member, caption, class, keep, note).
-Licences come from each package's Debian ``copyright`` file. Clips are validated, de-duplicated by content and written
-as mono FLAC at their original rate by :func:`soundstage.data.corpus.write_corpus`.
+wav/ogg/flac files, the entries of OpenTTD ``.cat`` sound catalogues, audio inside .zip/.pk3/.wz/.tar archives), then
+keep exactly the rows of the hand-checked tables ``sfx_catalogue/<package>.csv`` (package, member, caption, class,
+keep, note; a member may name a segment of a long recording). Licences come from each package's Debian ``copyright``
+file. Clips are validated, de-duplicated by content, capped per class and written as mono FLAC at their original rate
+by :func:`soundstage.data.corpus.write_corpus`. ``soundstage data sfx-review`` measures members for curators.
 """
 
 from __future__ import annotations
@@ -37,11 +38,27 @@ PACKAGES: tuple[str, ...] = (
     "freeciv-data",
     "extremetuxracer-data",
     "sound-icons",
+    "hedgewars-data",
+    "warzone2100-data",
+    "freedroidrpg-data",
+    "widelands-data",
+    "megaglest-data",
+    "openclonk-data",
+    "trigger-rally-data",
+    "xmoto-data",
+    "frozen-bubble-data",
+    "pingus-data",
+    "openarena-data",
+    "freeorion-data",
+    "sound-theme-freedesktop",
 )
+MAX_CLASS_FRACTION = 0.05  # no class above ~5 % of the corpus (and so of its training split)
 DEFAULT_CACHE_DIR = Path("~/.cache/soundstage/debs")
-CATALOGUE_PATH = Path(__file__).with_name("sfx_catalogue.csv")
+CATALOGUE_DIR = Path(__file__).with_name("sfx_catalogue")  # one reviewed table per package: <package>.csv
 CATALOGUE_COLUMNS = ("package", "member", "caption", "class", "keep")
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac")
+# Quake-style .pk3 and Warzone 2100 .wz game archives are zip files.
+ARCHIVE_SUFFIXES = (".zip", ".pk3", ".wz", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 _CLASS_PATTERN = re.compile(r"^[a-z][a-z-]{1,15}$")
 
 
@@ -54,8 +71,13 @@ class SfxError(SoundstageError, RuntimeError):
 
 @dataclass(frozen=True)
 class CatalogueRow:
-    """One reviewed audio member of a package: keep it with this caption and class, or leave it out."""
+    """One reviewed audio member of a package: keep it with this caption and class, or leave it out.
 
+    ``member`` may end in ``@START-END`` (seconds) to take one segment of a long recording; a long ambience is listed
+    as a few such rows, each its own clip.
+    """
+
+    file: str  # the catalogue file's name, for messages
     line: int
     package: str
     member: str
@@ -64,30 +86,73 @@ class CatalogueRow:
     keep: bool
     note: str = ""
 
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
 
-def read_catalogue(path: Path = CATALOGUE_PATH) -> list[CatalogueRow]:
-    """Read and check the curation table; raises SfxError naming the file and line of the first problem."""
+    @property
+    def member_key(self) -> str:
+        """The package member without its segment suffix."""
+        return split_segment(self.member)[0]
+
+    @property
+    def segment(self) -> tuple[float, float] | None:
+        return split_segment(self.member)[1]
+
+
+_SEGMENT = re.compile(r"^(?P<key>.+)@(?P<start>\d+(?:\.\d+)?)-(?P<end>\d+(?:\.\d+)?)$")
+
+
+def split_segment(member: str) -> tuple[str, tuple[float, float] | None]:
+    """``"a/rain.ogg@10-18"`` -> ``("a/rain.ogg", (10.0, 18.0))``; a member without ``@`` has no segment.
+
+    Raises:
+        ValueError: a segment whose end is not after its start.
+    """
+    match = _SEGMENT.match(member)
+    if match is None:
+        return member, None
+    start, end = float(match["start"]), float(match["end"])
+    if end <= start:
+        raise ValueError(f"segment {start:g}-{end:g} s of {match['key']!r} ends before it starts")
+    return match["key"], (start, end)
+
+
+def read_catalogue(path: Path = CATALOGUE_DIR) -> list[CatalogueRow]:
+    """Read and check the curation tables (a folder of ``<package>.csv``, or one CSV file).
+
+    Raises:
+        SfxError: naming the file and line of the first problem.
+    """
+    path = Path(path)
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise SfxError(f"{path}: no catalogue (*.csv) found")
     rows: list[CatalogueRow] = []
     seen: set[tuple[str, str]] = set()
-    with Path(path).open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in CATALOGUE_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise SfxError(f"{path}: missing columns {missing}; found {reader.fieldnames}")
-        for record in reader:
-            row = _catalogue_row(path, reader.line_num, record)
-            if (row.package, row.member) in seen:
-                raise SfxError(f"{path}:{row.line}: {row.package} {row.member} is listed twice")
-            seen.add((row.package, row.member))
-            rows.append(row)
+    for file in files:
+        with file.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in CATALOGUE_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise SfxError(f"{file}: missing columns {missing}; found {reader.fieldnames}")
+            for record in reader:
+                row = _catalogue_row(file, reader.line_num, record)
+                if path.is_dir() and row.package != file.stem:
+                    raise SfxError(f"{row.where}: package {row.package!r} does not match the file's name")
+                if (row.package, row.member) in seen:
+                    raise SfxError(f"{row.where}: {row.package} {row.member} is listed twice")
+                seen.add((row.package, row.member))
+                rows.append(row)
     return rows
 
 
 def _catalogue_row(path: Path, line: int, record: dict[str, str]) -> CatalogueRow:
     keep = (record.get("keep") or "").strip().lower()
     if keep not in ("yes", "no"):
-        raise SfxError(f"{path}:{line}: keep must be 'yes' or 'no', got {keep!r}")
+        raise SfxError(f"{path.name}:{line}: keep must be 'yes' or 'no', got {keep!r}")
     row = CatalogueRow(
+        file=path.name,
         line=line,
         package=(record["package"] or "").strip(),
         member=(record["member"] or "").strip(),
@@ -97,11 +162,17 @@ def _catalogue_row(path: Path, line: int, record: dict[str, str]) -> CatalogueRo
         note=(record.get("note") or "").strip(),
     )
     if not row.package or not row.member:
-        raise SfxError(f"{path}:{line}: package and member must be set")
+        raise SfxError(f"{row.where}: package and member must be set")
     if row.keep and not row.caption:
-        raise SfxError(f"{path}:{line}: a kept clip needs a caption")
+        raise SfxError(f"{row.where}: a kept clip needs a caption")
     if row.keep and not _CLASS_PATTERN.match(row.label):
-        raise SfxError(f"{path}:{line}: class {row.label!r} must be a short lower-case word")
+        raise SfxError(f"{row.where}: class {row.label!r} must be a short lower-case word")
+    if not row.keep and not row.note:
+        raise SfxError(f"{row.where}: a clip left out needs a note saying why (e.g. 'music: ...')")
+    try:
+        row.segment  # noqa: B018 -- validates the @START-END suffix
+    except ValueError as exc:
+        raise SfxError(f"{row.where}: {exc}") from exc
     return row
 
 
@@ -298,7 +369,7 @@ def list_members(root: Path, extract_dir: Path) -> dict[str, Member]:
             found: Iterator[Member] = iter([Member(key, file, key)])
         elif name.endswith(".cat"):
             found = _cat_members(key, file, extract_dir)
-        elif name.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")):
+        elif name.endswith(ARCHIVE_SUFFIXES):
             found = _archive_members(key, file, extract_dir)
         else:
             continue
@@ -357,13 +428,14 @@ def output_names(members: Sequence[str]) -> dict[str, str]:
     """A unique, readable file stem per member key: its name, prefixed by parent folders only where names clash."""
 
     def parts(key: str) -> list[str]:
+        key, segment = split_segment(key)
         path, _, entry = key.partition("#")
         pieces = PurePosixPath(path.replace("!", "/")).parts
         stem = [*pieces[:-1], PurePosixPath(pieces[-1]).stem] if pieces else ["clip"]
-        return stem + ([entry] if entry else [])
+        return stem + ([entry] if entry else []) + ([f"{segment[0]:g}-{segment[1]:g}s"] if segment else [])
 
     split = {key: parts(key) for key in members}
-    depth = {key: (2 if "#" in key else 1) for key in members}
+    depth = {key: 1 + ("#" in key) + (split_segment(key)[1] is not None) for key in members}
     while True:
         names = {key: _slug("_".join(split[key][-depth[key] :])) for key in members}
         counts = Counter(names.values())
@@ -378,15 +450,14 @@ def _items(
     rows: Sequence[CatalogueRow],
     members: dict[str, dict[str, Member]],
     licences: dict[str, list[tuple[list[str], str]]],
-    catalogue: Path,
 ) -> Iterator[CorpusItem]:
     names = {p: output_names([r.member for r in rows if r.package == p]) for p in members}
     for row in rows:
-        where = f"{catalogue.name}:{row.line}"
         source = f"debian:{row.package}/{row.member}"
-        member = members[row.package].get(row.member)
+        member = members[row.package].get(row.member_key)
         if member is None:
-            yield Skip(where, source, "not_found", f"no audio member {row.member!r} in {row.package}")
+            yield Skip(row.where, source, "not_found", f"no audio member {row.member_key!r} in {row.package}",
+                       row.package)
             continue
         yield ClipSpec(
             audio_path=member.path,
@@ -396,7 +467,8 @@ def _items(
             licence=licence_for(member.licence_path, licences[row.package], row.package),
             source=source,
             group=row.package,
-            where=where,
+            where=row.where,
+            segment=row.segment,
         )
 
 
@@ -406,34 +478,85 @@ def prepare_packages(packages: Sequence[str], cache_dir: Path) -> dict[str, Path
     return {p: unpack_deb(debs[p], cache_dir / "unpacked" / p) for p in packages}
 
 
+def _check_packages(packages: Sequence[str] | None) -> tuple[str, ...]:
+    packages = tuple(packages) if packages else PACKAGES
+    unknown = sorted(set(packages) - set(PACKAGES))
+    if unknown:
+        raise SfxError(f"unknown packages {unknown}; the catalogue covers {list(PACKAGES)}")
+    return packages
+
+
+def package_table(rows: Sequence[CatalogueRow], members: dict[str, dict[str, Member]], report: CorpusReport) -> str:
+    """Per package: audio members found, those with a catalogue row, clips kept, and why the rest were left (the
+    catalogue note up to its first ':', build-time skips such as duplicates or the class cap, members not reviewed)."""
+    lines = [f"  {'package':<26}{'members':>8}{'reviewed':>9}{'kept':>6}  left out (why)"]
+    for package in sorted(members):
+        mine = [r for r in rows if r.package == package]
+        reviewed = {r.member_key for r in mine} & set(members[package])
+        left = Counter(re.split(r"[:;,(]", r.note, maxsplit=1)[0].strip().lower() or "unspecified"
+                       for r in mine if not r.keep and r.member_key in reviewed)
+        left.update(report.skipped_per_group.get(package, {}))
+        unreviewed = len(set(members[package]) - reviewed)
+        if unreviewed:
+            left["not reviewed"] += unreviewed
+        why = ", ".join(f"{reason} {count}" for reason, count in left.most_common())
+        lines.append(f"  {package:<26}{len(members[package]):>8}{len(reviewed):>9}"
+                     f"{report.per_group.get(package, 0):>6}  {why}")
+    return "\n".join(lines)
+
+
 def build_sfx_corpus(
     out_dir: Path,
     cache_dir: Path | None = None,
     packages: Sequence[str] | None = None,
+    max_class_fraction: float | None = MAX_CLASS_FRACTION,
     progress: bool = True,
-) -> CorpusReport:
+) -> tuple[CorpusReport, str]:
     """Build the curated mono sound-effect corpus in ``out_dir`` (``manifest.jsonl``, ``audio/``, ``skipped.jsonl``).
 
     Args:
         out_dir: corpus folder; an existing one is resumed (finished FLAC files are reused).
         cache_dir: where .deb files and their unpacked trees are kept (default ``~/.cache/soundstage/debs``).
         packages: a subset of :data:`PACKAGES` (default: all of them).
+        max_class_fraction: cap on any class's share of the kept clips (None: no cap); see :func:`cap_classes`.
         progress: show a tqdm progress bar.
+
+    Returns:
+        The report and the per-package table (:func:`package_table`).
 
     Raises:
         SfxError: apt-get/dpkg missing or failing, or a malformed catalogue. Bad clips never raise; they are skipped
         and logged.
     """
     cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
-    packages = tuple(packages) if packages else PACKAGES
-    unknown = sorted(set(packages) - set(PACKAGES))
-    if unknown:
-        raise SfxError(f"unknown packages {unknown}; the catalogue covers {list(PACKAGES)}")
-    rows = [r for r in read_catalogue(CATALOGUE_PATH) if r.keep and r.package in packages]
+    packages = _check_packages(packages)
+    rows = [r for r in read_catalogue(CATALOGUE_DIR) if r.package in packages]
+    kept = [r for r in rows if r.keep]
     roots = prepare_packages(packages, cache_dir)
     members = {p: list_members(root, cache_dir / "extracted" / p) for p, root in roots.items()}
     licences = {p: read_copyright(root / "usr/share/doc" / p / "copyright") for p, root in roots.items()}
-    items = _items(rows, members, licences, CATALOGUE_PATH)
-    return write_corpus(
-        items, Path(out_dir), title="sfx corpus", group_name="package", total=len(rows), progress=progress
+    report = write_corpus(
+        _items(kept, members, licences), Path(out_dir), title="sfx corpus", group_name="package", total=len(kept),
+        progress=progress, max_class_fraction=max_class_fraction,
     )
+    return report, package_table(rows, members, report)
+
+
+def review_packages(out_csv: Path, cache_dir: Path | None = None, packages: Sequence[str] | None = None,
+                    progress: bool = True) -> int:
+    """Write the review sheet (:mod:`soundstage.data.sfx_review`) of every audio member of ``packages``.
+
+    Returns the number of members measured.
+    """
+    from soundstage.data.sfx_review import review_members, write_review
+
+    cache_dir = Path(cache_dir if cache_dir is not None else DEFAULT_CACHE_DIR).expanduser()
+    packages = _check_packages(packages)
+    catalogue = {(r.package, r.member_key): (r.keep, r.caption) for r in read_catalogue(CATALOGUE_DIR)}
+    sheets = []
+    for package, root in prepare_packages(packages, cache_dir).items():
+        members = {k: m.path for k, m in list_members(root, cache_dir / "extracted" / package).items()}
+        reviewed = {k: v for (p, k), v in catalogue.items() if p == package}
+        sheets += review_members(package, members, reviewed, progress=progress)
+    write_review(sheets, Path(out_csv))
+    return len(sheets)

@@ -106,8 +106,12 @@ def test_list_members_finds_files_catalogue_entries_and_archive_members(tmp_path
     (root / "snd" / "all.cat").write_bytes(_cat([("bird", _wav_bytes(_event(16000, 0.4), 16000), "src/b.wav")]))
     with zipfile.ZipFile(root / "snd" / "pack.zip", "w") as archive:
         archive.writestr("inner/bell.wav", _wav_bytes(_event(8000, 0.5), 8000))
+    with zipfile.ZipFile(root / "snd" / "pak0.pk3", "w") as archive:  # Quake-style game archive = zip
+        archive.writestr("sound/horn.ogg", b"OggS-not-decoded-here")
     members = list_members(root, tmp_path / "extract")
-    assert sorted(members) == ["snd/all.cat#00", "snd/dog.ogg", "snd/pack.zip!inner/bell.wav"]
+    assert sorted(members) == [
+        "snd/all.cat#00", "snd/dog.ogg", "snd/pack.zip!inner/bell.wav", "snd/pak0.pk3!sound/horn.ogg"
+    ]
     assert members["snd/all.cat#00"].licence_path == "src/b.wav"
     audio, sr = load_audio(members["snd/all.cat#00"].path)
     assert sr == 16000 and audio.shape == (1, 6400)
@@ -123,6 +127,7 @@ def test_shipped_catalogue_is_curated_and_valid() -> None:
     assert len({r.caption for r in kept}) > 0.9 * len(kept)  # captions are written per clip, not per class
     assert {r.package for r in rows} == set(sfx.PACKAGES)
     assert all(r.note for r in rows if not r.keep)  # every exclusion says why
+    assert len({r.label for r in kept}) >= 80
 
 
 def test_read_catalogue_names_the_bad_line(tmp_path: Path) -> None:
@@ -130,6 +135,27 @@ def test_read_catalogue_names_the_bad_line(tmp_path: Path) -> None:
     path.write_text("package,member,caption,class,keep,note\np,a.wav,a dog barks,animal,yes,\np,b.wav,x,y,maybe,\n")
     with pytest.raises(SfxError, match=r"c\.csv:3: keep must be"):
         read_catalogue(path)
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("p,b.wav,,,no,", r"p\.csv:2: a clip left out needs a note"),
+        ("p,b.wav@8-3,rain,weather,yes,", r"p\.csv:2: segment 8-3 s of 'b.wav' ends before it starts"),
+        ("q,b.wav,rain,weather,yes,", r"p\.csv:2: package 'q' does not match the file's name"),
+    ],
+)
+def test_catalogue_folder_rows_are_checked(tmp_path: Path, row: str, message: str) -> None:
+    (tmp_path / "p.csv").write_text(f"package,member,caption,class,keep,note\n{row}\n")
+    with pytest.raises(SfxError, match=message):
+        read_catalogue(tmp_path)
+
+
+def test_segments_are_parsed_and_named_apart() -> None:
+    assert sfx.split_segment("a/rain.ogg@10-18.5") == ("a/rain.ogg", (10.0, 18.5))
+    assert sfx.split_segment("a/mail@home.wav") == ("a/mail@home.wav", None)
+    names = output_names(["amb/rain.ogg@0-8", "amb/rain.ogg@20-28", "amb/wind.ogg"])
+    assert names == {"amb/rain.ogg@0-8": "rain_0-8s", "amb/rain.ogg@20-28": "rain_20-28s", "amb/wind.ogg": "wind"}
 
 
 # ----------------------------------------------------------------------------------------------- de-duplication
@@ -252,6 +278,65 @@ def test_output_names_are_unique_and_short() -> None:
     }
 
 
+def test_a_segment_of_a_long_recording_is_its_own_clip(tmp_path: Path) -> None:
+    sr = 8000
+    long = np.concatenate([_event(sr, 2.0, seed=s) for s in (1, 2, 3)])  # 6 s, three different parts
+    sf.write(tmp_path / "amb.wav", long, sr)
+    specs = [
+        ClipSpec(tmp_path / "amb.wav", f"audio/{a}.flac", "rain", "weather", "CC0-1.0 (t)", f"t:{a}", "t", a, (a, a + 2))
+        for a in (0, 2)
+    ] + [ClipSpec(tmp_path / "amb.wav", "audio/late.flac", "rain", "weather", "CC0-1.0 (t)", "t:late", "t", "l", (5, 9))]
+    for _ in range(2):  # the second run reuses the finished segments
+        report = write_corpus(specs, tmp_path / "out", title="t", group_name="g", progress=False)
+    assert report.kept == 2 and report.reused == 2 and report.skipped == {"bad_segment": 1}
+    audio, rate = load_audio(tmp_path / "out/audio/2.flac")
+    assert rate == sr and audio.shape == (1, 2 * sr)
+    np.testing.assert_allclose(audio[0], long[2 * sr : 4 * sr], atol=1e-4)  # 16-bit FLAC
+
+
+def test_class_cap_keeps_every_class_under_its_share() -> None:
+    from collections import Counter
+
+    from soundstage.data.corpus import class_cap
+
+    counts = Counter({"drum": 100, "door": 10, **{f"c{i}": 5 for i in range(30)}})
+    cap = class_cap(counts, 0.05)
+    assert cap == 8  # 8 <= 0.05 * (8 + 8 + 150) = 8.3, while 9 > 0.05 * 168
+    assert class_cap(Counter({"a": 100, "b": 10}), 0.05) == 100  # two classes cannot meet 5 %: nothing is cut
+
+
+def test_write_corpus_caps_big_classes_stably_and_logs_it(tmp_path: Path) -> None:
+    specs = []
+    for i in range(24):
+        sf.write(tmp_path / f"{i}.wav", _event(8000, 0.6, seed=10 + i), 8000)
+        specs.append(_clip(tmp_path / f"{i}.wav", f"audio/{i}.flac", label="big" if i < 6 else f"c{i}"))
+    reports = [
+        write_corpus(specs, tmp_path / f"out{k}", title="t", group_name="g", progress=False, max_class_fraction=0.1)
+        for k in range(2)
+    ]
+    assert reports[0].per_class["big"] == 2 and reports[0].capped == {"big": 4}  # 2 <= 0.1 * 20
+    kept = [sorted(r["path"] for r in read_manifest(tmp_path / f"out{k}")) for k in range(2)]
+    assert kept[0] == kept[1]  # the same clips are chosen every run
+    capped = [r for r in _skips(tmp_path / "out0").values() if r["reason"] == "class_cap"]
+    assert len(capped) == 4 and not any((tmp_path / "out0" / r["where"]).exists() for r in capped)
+
+
+def test_review_measures_what_a_curator_needs() -> None:
+    from soundstage.data.sfx_review import measure
+
+    sr = 16000
+    t = np.arange(2 * sr) / sr
+    tone = measure(0.5 * np.sin(2 * np.pi * 440 * t) * np.exp(-2 * t), sr)
+    noise = measure(0.1 * RNG.standard_normal(2 * sr), sr)
+    assert abs(tone["f0_hz"] - 440) < 5 and tone["pitch_strength"] > 0.9 and tone["flatness"] < 0.05
+    assert noise["pitch_strength"] < 0.3 and noise["flatness"] > 0.3 and noise["centroid_hz"] > 3000
+    assert tone["envelope"][0] == "#" and tone["envelope"][-1] != "#" and noise["envelope"] == "#" * 24
+    beats = np.zeros(2 * sr)
+    for k in range(4):
+        beats[k * sr // 2 : k * sr // 2 + 800] = RNG.standard_normal(800)
+    assert measure(beats, sr)["onsets"] == 4
+
+
 # ----------------------------------------------------------------------------------------- the whole pipeline
 
 
@@ -281,7 +366,9 @@ def test_build_sfx_corpus_keeps_catalogue_rows_with_captions_and_licences(tmp_pa
             f"{icons}/gummy-cat-2.wav": _event(16000, seed=3),
         },
     )
-    report = build_sfx_corpus(tmp_path / "out", cache_dir=tmp_path / "cache", packages=["sound-icons"], progress=False)
+    report, packages = build_sfx_corpus(
+        tmp_path / "out", cache_dir=tmp_path / "cache", packages=["sound-icons"], progress=False
+    )
     records = {r["path"]: r for r in read_manifest(tmp_path / "out")}
     assert set(records) == {"audio/sound-icons/xylofon.flac", "audio/sound-icons/piano-3.flac"}  # gummy-cat: keep=no
     xylo = records["audio/sound-icons/xylofon.flac"]
@@ -290,6 +377,9 @@ def test_build_sfx_corpus_keeps_catalogue_rows_with_captions_and_licences(tmp_pa
     assert xylo["sample_rate"] == 16000 and xylo["num_frames"] == 24000
     assert report.per_group == {"sound-icons": 2} and report.skipped["not_found"] > 0
     assert "instrument" in report.summary() and "sound-icons" in report.summary()
+    # per package: 3 members found; gummy-cat reviewed and left out by its note; the rest of the catalogue not found
+    assert packages.splitlines()[1].split()[:4] == ["sound-icons", "3", "3", "2"]
+    assert "not reviewed" not in packages and "not_found" in packages
 
 
 def test_missing_apt_get_is_a_clear_error(tmp_path: Path, monkeypatch) -> None:
