@@ -45,6 +45,7 @@ PACKAGES: tuple[str, ...] = (
     "megaglest-data",
     "openclonk-data",
     "trigger-rally-data",
+    "supertux-data",
     "xmoto-data",
     "frozen-bubble-data",
     "pingus-data",
