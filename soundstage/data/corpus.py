@@ -104,6 +104,7 @@ class CorpusReport:
     total_seconds: float = 0.0
     skipped: Counter[str] = field(default_factory=Counter)  # reason -> count (duplicates not included)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (source, source it duplicates)
+    exact_duplicates: int = 0  # of those, identical samples (the rest: near-duplicates by fingerprint)
     per_class: Counter[str] = field(default_factory=Counter)
     per_group: Counter[str] = field(default_factory=Counter)  # per package (sfx) or per CSV (import)
     skipped_per_group: dict[str, Counter[str]] = field(default_factory=dict)  # group -> reason -> count (+duplicates)
@@ -126,7 +127,8 @@ class CorpusReport:
                 f"{self.total_seconds / 60:.1f} min -> {self.out_dir}"
             ),
             f"  reused existing files: {self.reused}",
-            f"  duplicates dropped: {len(self.duplicates)}",
+            f"  duplicates dropped: {len(self.duplicates)} (identical samples {self.exact_duplicates}, "
+            f"near-duplicates {len(self.duplicates) - self.exact_duplicates})",
             f"  left out by the class cap: {sum(self.capped.values())}"
             + (" (" + ", ".join(f"{k} {v}" for k, v in self.capped.most_common()) + ")" if self.capped else ""),
             f"  skipped: {self.num_skipped}"
@@ -265,6 +267,13 @@ def _time_grid(power: np.ndarray, steps: int) -> np.ndarray:
     return np.stack([np.interp(t_dst, t_src, power[:, b]) for b in range(power.shape[1])], axis=1)
 
 
+def content_digest(mono: np.ndarray, sample_rate: int) -> str:
+    """SHA-1 of the clip's rate and 16-bit samples: equal for the same audio decoded from any lossless format
+    (and for the FLAC a corpus keeps of it), so exact copies are found without comparing fingerprints."""
+    pcm = np.round(np.clip(mono, -1.0, 1.0) * 32767).astype("<i2")
+    return hashlib.sha1(str(int(sample_rate)).encode() + pcm.tobytes()).hexdigest()
+
+
 def _unit(v: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(v))
     return v / norm if norm > 0 else v
@@ -362,6 +371,7 @@ class _Builder:
         self.out_dir = out_dir
         self.report = CorpusReport(out_dir=out_dir, title=title, group_name=group_name)
         self.index = DuplicateIndex()
+        self.digests: dict[str, str] = {}  # content_digest -> source
         self.records: list[dict] = []
         self.groups: list[str] = []  # the group of each record
         self.skipped: list[dict] = []
@@ -384,10 +394,14 @@ class _Builder:
                 raise ClipRejected("duplicate_path", f"{spec.rel_path} is already used by an earlier clip")
             mono, sr, reused = _load(spec, self.out_dir)
             record = _record(spec, sr, mono.shape[0])
+            digest = content_digest(mono, sr)
+            if digest in self.digests:
+                self._duplicate(spec, self.digests[digest], reused, exact=True)
+                return
             fp = fingerprint(mono, sr)
             original = self.index.find(fp)
             if original is not None:
-                self._duplicate(spec, original, reused)
+                self._duplicate(spec, original, reused, exact=False)
                 return
             if not reused:
                 _write_flac(mono, sr, self.out_dir / spec.rel_path)
@@ -395,17 +409,18 @@ class _Builder:
             self.skip(spec.where, spec.source, exc.reason, exc.detail, spec.group)
             return
         self.index.add(spec.source, fp)
+        self.digests[digest] = spec.source
         self.paths.add(spec.rel_path)
         self.records.append(record)
         self.groups.append(spec.group)
         self._count(spec, mono.shape[0] / sr, reused)
 
-    def _duplicate(self, spec: ClipSpec, original: str, reused: bool) -> None:
+    def _duplicate(self, spec: ClipSpec, original: str, reused: bool, exact: bool) -> None:
         self.report.duplicates.append((spec.source, original))
+        self.report.exact_duplicates += int(exact)
         self._count_skip(spec.group, "duplicate")
-        self.skipped.append(
-            _skip_line(spec.where, spec.source, "duplicate", "same audio content", duplicate_of=original)
-        )
+        detail = "identical samples" if exact else "same audio content (spectral fingerprint and waveform correlation)"
+        self.skipped.append(_skip_line(spec.where, spec.source, "duplicate", detail, duplicate_of=original))
         logger.info("%s: %s duplicates %s", spec.where, spec.source, original)
         if reused:  # written by an earlier run whose clip order differed; it is no longer part of the corpus
             (self.out_dir / spec.rel_path).unlink(missing_ok=True)

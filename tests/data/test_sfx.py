@@ -167,10 +167,14 @@ def test_same_recording_in_other_format_and_rate_is_a_duplicate(tmp_path: Path) 
     sf.write(tmp_path / "a.flac", resample(signal, 44100, 22050) * 0.5, 22050)  # also quieter
     other = _event(44100, seed=7)  # same envelope, chirp and spectrum; different noise
     sf.write(tmp_path / "b.wav", other, 44100)
-    items = [_clip(tmp_path / n, f"audio/{n}.flac") for n in ("a.wav", "a.flac", "b.wav")]
+    (tmp_path / "b_copy.wav").write_bytes((tmp_path / "b.wav").read_bytes())  # shipped twice: an exact copy
+    items = [_clip(tmp_path / n, f"audio/{n}.flac") for n in ("a.wav", "a.flac", "b.wav", "b_copy.wav")]
     report = write_corpus(items, tmp_path / "out", title="t", group_name="g", progress=False)
-    assert report.kept == 2 and report.duplicates == [("test:a.flac", "test:a.wav")]
+    assert report.kept == 2
+    assert report.duplicates == [("test:a.flac", "test:a.wav"), ("test:b_copy.wav", "test:b.wav")]
+    assert report.exact_duplicates == 1 and "identical samples 1, near-duplicates 1" in report.summary()
     assert _skips(tmp_path / "out")["test:a.flac"]["duplicate_of"] == "test:a.wav"
+    assert _skips(tmp_path / "out")["test:b_copy.wav"]["detail"] == "identical samples"
     assert not (tmp_path / "out" / "audio" / "a.flac.flac").exists()
 
 
