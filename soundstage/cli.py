@@ -205,6 +205,16 @@ def _directions(request: GenerationRequest, foa: torch.Tensor, sample_rate: int,
     return lines
 
 
+def _app(args: argparse.Namespace) -> None:
+    try:
+        from soundstage.app import AppLimits, serve
+    except ImportError as exc:
+        raise UsageError(f"the app needs gradio ({exc}): pip install 'soundstage[app]'") from None
+
+    serve(args.model, host=args.host, port=args.port,
+          limits=AppLimits(concurrency=args.concurrency, max_queue=args.max_queue))
+
+
 # TrainConfig fields that a `soundstage train` flag sets: flag -> field
 TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "grad_accum": "gradient_accumulation_steps",
                "lr": "learning_rate", "workers": "num_workers", "seed": "seed", "mixed_precision": "mixed_precision"}
@@ -449,6 +459,21 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out-dir", type=Path, default=None, metavar="DIR",
                      help="with --batch: DIR/<id>.wav (32-bit float) and DIR/manifest.jsonl; a re-run skips done rows")
     gen.set_defaults(handler=_generate)
+
+    app = commands.add_parser("app", help="browser app: prompt, place the sound on a map, listen, download AmbiX",
+                              description="Serve the Soundstage app (gradio) until Ctrl-C. The generate action is "
+                                          "also an API endpoint, /generate, for gradio_client scripts.")
+    app.add_argument("--model", default="small", metavar="small|DIR",
+                     help="bundled model name or generation folder (codec/, dit/, elsa/); default: small")
+    app.add_argument("--host", default="127.0.0.1",
+                     help="address to serve on (default 127.0.0.1: this machine only; any other is served with a "
+                          "warning, e.g. 0.0.0.0 for the local network)")
+    app.add_argument("--port", type=int_at_least(1), default=7860)
+    app.add_argument("--concurrency", type=int_at_least(1), default=1,
+                     help="generations running at once, at most one per CPU core (default 1)")
+    app.add_argument("--max-queue", type=int_at_least(1), default=16,
+                     help="requests that may wait for their turn; more are refused (default 16)")
+    app.set_defaults(handler=_app)
 
     train = commands.add_parser("train", help="train a component (resumable)")
     train.add_argument("component", choices=("codec", "elsa", "dit"))
