@@ -11,6 +11,10 @@ from typing import Any
 
 from soundstage.common.text_encoder import BUNDLED_TEXT_MODEL
 
+# Fields that only weight training losses: a folder may initialise a fine-tuning run that sets them differently.
+TRAINING_ONLY_FIELDS = ("direction_loss_weight", "distance_loss_weight", "floor_area_loss_weight", "t30_loss_weight",
+                        "zero_shot_loss_weight", "zero_shot_attributes")
+
 
 @dataclass
 class ELSAConfig:
@@ -52,10 +56,21 @@ class ELSAConfig:
     distance_loss_weight: float = 1.0
     floor_area_loss_weight: float = 1.0
     t30_loss_weight: float = 1.0
+    # Zero-shot probe loss: cross-entropy of each spatial view's audio embedding against the text prototypes of its
+    # classes (probes.py; the prototypes come from the text branch, so a frozen text side gives fixed targets). It
+    # teaches the audio branch to place e.g. near and far sounds next to the existing "near" / "far" texts, which
+    # the in-batch contrastive term rewards only weakly (a batch rarely holds two captions that differ only in the
+    # distance word). 0 = off: folders written before this field load unchanged. Training-only, like the weights
+    # above (see ELSA.init_from_pretrained).
+    zero_shot_loss_weight: float = 0.0
+    zero_shot_attributes: tuple[str, ...] = ("direction", "distance", "elevation", "room_size", "reverberation")
 
     def __post_init__(self) -> None:
+        from .probes import ATTRIBUTE_CLASSES
+
         self.semantic_channels = tuple(int(c) for c in self.semantic_channels)
         self.spatial_channels = tuple(int(c) for c in self.spatial_channels)
+        self.zero_shot_attributes = tuple(str(a) for a in self.zero_shot_attributes)
         nyquist = self.sample_rate / 2
         checks = [
             (self.sample_rate > 0, f"sample_rate must be positive, got {self.sample_rate}"),
@@ -73,6 +88,9 @@ class ELSAConfig:
             (self.text_finetune_layers >= 0, f"text_finetune_layers must be >= 0, got {self.text_finetune_layers}"),
             (0.0 < self.init_temperature < 1.0, f"init_temperature must be in (0, 1), got {self.init_temperature}"),
             (self.max_logit_scale > 1.0, "max_logit_scale must be > 1"),
+            (self.zero_shot_loss_weight >= 0.0, f"zero_shot_loss_weight must be >= 0, got {self.zero_shot_loss_weight}"),
+            (set(self.zero_shot_attributes) <= set(ATTRIBUTE_CLASSES),
+             f"zero_shot_attributes must be among {tuple(ATTRIBUTE_CLASSES)}, got {self.zero_shot_attributes}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -9,6 +9,7 @@ followed by a 2-layer MLP. Regression heads read direction, distance, floor area
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -21,12 +22,12 @@ from torch import nn
 
 from soundstage.common.audio import resample
 from soundstage.common.compat import grad_only_for_input
-from soundstage.common.pretrained import PretrainedMixin
+from soundstage.common.pretrained import PretrainedMixin, raise_if_configs_differ
 from soundstage.common.text_encoder import FrozenTextEncoder, check_texts, masked_mean
 from soundstage.data.manifest import ATTRIBUTE_RANGES
 from soundstage.foa import FOAInputError, check_foa, vector_to_angles
 
-from .config import ELSAConfig
+from .config import TRAINING_ONLY_FIELDS, ELSAConfig
 from .features import FOAFeatures, intensity_summary, min_samples, scale_logmel
 
 
@@ -152,6 +153,19 @@ class ELSA(nn.Module, PretrainedMixin):
         self.text_top_layers: nn.ModuleList | None = None
         if config.text_finetune_layers > 0:
             self.text_top_layers = self._copy_top_text_layers(config.text_finetune_layers)
+
+    # ------------------------------------------------------------------ fine-tuning
+    def check_init_config(self, other: Any, path: Any) -> None:
+        """A folder may initialise this model when their configs agree outside the loss weights."""
+        raise_if_configs_differ(self.config, other, path, ignored=TRAINING_ONLY_FIELDS)
+
+    def init_from_pretrained(self, path: Any) -> None:
+        """Copy a saved ELSA's weights and config into this model, keeping this model's loss weights
+        (:data:`~soundstage.elsa_encoder.config.TRAINING_ONLY_FIELDS`), so a fine-tuning run may weight its losses
+        differently from the run that made the folder."""
+        own = {name: getattr(self.config, name) for name in TRAINING_ONLY_FIELDS}
+        super().init_from_pretrained(path)
+        self.config = dataclasses.replace(self.config, **own)
 
     # ------------------------------------------------------------------ text tower
     @property

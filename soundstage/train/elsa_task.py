@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -35,7 +36,7 @@ from soundstage.data.dataset import LABEL_KEYS, FOAClips, centre_offset, crop_or
 from soundstage.elsa_encoder import ELSA, ELSAConfig, elsa_loss, elsa_preset
 from soundstage.elsa_encoder.features import LOG_EPS, FOAFeatures, rotate_intensity
 from soundstage.elsa_encoder.loss import contrastive_loss
-from soundstage.elsa_encoder.probes import attribute_label, class_prototypes
+from soundstage.elsa_encoder.probes import attribute_label, class_prototypes, probe_texts
 from soundstage.foa import angle_between_deg, direction_vector, wrap_degrees
 from soundstage.metrics.retrieval import recall_at_k, relevance_from_labels, zero_shot_accuracy
 
@@ -313,22 +314,50 @@ class ELSATask:
     name = "elsa"
 
     def __init__(
-        self, model: ELSA, train_dataset: ELSAFeatureDataset, valid: dict[str, Any] | None, cache_dir: Path
+        self, model: ELSA, train_dataset: ELSAFeatureDataset, valid: dict[str, Any] | None, cache_dir: Path,
+        probes: dict[str, list[torch.Tensor | list[str]]] | None = None,
     ) -> None:
         self.model = model
         self.train_dataset = train_dataset
         self.valid = valid
         self.cache_dir = cache_dir
+        # Zero-shot probe term: per attribute, per class, the cached text-model features of its prompts (or the
+        # prompts themselves when the text model trains); None when the config's zero_shot_loss_weight is 0.
+        self.probes = probes
 
     def collate(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         return collate_views(items)
+
+    def zero_shot_prototypes(self, model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+        """Unit class prototypes ``(C, D)`` per attribute from the current text branch, as
+        :func:`~soundstage.elsa_encoder.probes.class_prototypes` makes them (eval mode, no gradient: the term moves
+        the audio branch towards the prototypes, never the prototypes)."""
+        if not self.probes:
+            return None
+        model = getattr(model, "module", model)  # unwrap a DistributedDataParallel
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                device = model.logit_scale.device
+                out = {}
+                for attribute, classes in self.probes.items():
+                    rows = []
+                    for prompts in classes:
+                        features = prompts.to(device) if isinstance(prompts, torch.Tensor) else \
+                            model.text_features(prompts)
+                        rows.append(F.normalize(model.embed_text_features(features).mean(0), dim=-1))
+                    out[attribute] = torch.stack(rows)
+        finally:
+            model.train(was_training)
+        return out
 
     def training_step(
         self, model: torch.nn.Module, batch: dict[str, Any], step: int
     ) -> tuple[torch.Tensor, dict[str, float]]:
         text = batch["text_features"] if "text_features" in batch else batch["caption"]
         output = model(batch["logmel"], batch["intensity"], text)
-        loss, logs = elsa_loss(output, batch, self.model.config)
+        loss, logs = elsa_loss(output, batch, self.model.config, self.zero_shot_prototypes(model))
         logs["spatial_share"] = float(batch["is_spatial"].float().mean())
         return loss, logs
 
@@ -354,11 +383,15 @@ class ELSATask:
         errors = angle_between_deg(preds["direction"].cpu(), target)
         spatial = model.spatial_from_embedding(audio)
         direction_sim = (audio @ class_prototypes(model, "direction").T).cpu()
+        distance_sim = (audio @ class_prototypes(model, "distance").T).cpu()
+        size_sim = (audio @ class_prototypes(model, "room_size").T).cpu()
         return {
             "contrastive": float(contrastive_loss(audio, text, scale, torch.as_tensor(v["groups"], device=device))),
             "t2a_R@1": recall_at_k(similarity, relevant, 1),
             "t2a_R@10": recall_at_k(similarity, relevant, 10),
             "zero_shot_direction": zero_shot_accuracy(direction_sim, v["direction_labels"]),
+            "zero_shot_distance": zero_shot_accuracy(distance_sim, v["distance_labels"]),
+            "zero_shot_room_size": zero_shot_accuracy(size_sim, v["room_size_labels"]),
             "median_direction_error_deg": float(errors.median()),
             "distance_mae_m": float((spatial["distance_m"].cpu() - v["distance_m"]).abs().mean()),
         }
@@ -408,6 +441,8 @@ def _validation_set(
         "elevation_deg": torch.tensor([float(r["elevation_deg"]) for r in records]),
         "distance_m": torch.tensor([float(r["distance_m"]) for r in records]),
         "direction_labels": np.array([attribute_label("direction", r) for r in records]),
+        "distance_labels": np.array([attribute_label("distance", r) for r in records]),
+        "room_size_labels": np.array([attribute_label("room_size", r) for r in records]),
     }
 
 
@@ -441,8 +476,27 @@ def make_elsa_task(
         train, data, model_config, config.seed, text_features, texts, spatial_index, semantic_index
     )
     valid = _validation_set(model, Path(data_dir), data, cache_dir, dataset.crop_frames)
+    probes = _probe_features(model, cache_dir) if model_config.zero_shot_loss_weight > 0 else None
     (Path(config.out_dir)).mkdir(parents=True, exist_ok=True)
     (Path(config.out_dir) / "elsa_data_config.json").write_text(json.dumps(asdict(data), indent=2) + "\n")
     logger.info("ELSA task: %d train clips, %d caption texts, crop %d frames", len(train), len(texts),
                 dataset.crop_frames)
-    return ELSATask(model, dataset, valid, cache_dir)
+    return ELSATask(model, dataset, valid, cache_dir, probes)
+
+
+def _probe_features(model: ELSA, cache_dir: Path) -> dict[str, list[torch.Tensor | list[str]]]:
+    """Per attribute of ``config.zero_shot_attributes``, per class, the prompts' cached text-model features (the
+    prompts themselves when the text model trains)."""
+    prompts = {a: list(probe_texts(a).values()) for a in model.config.zero_shot_attributes}
+    if model.text_top_layers is not None:
+        return dict(prompts)
+    flat = [t for classes in prompts.values() for texts in classes for t in texts]
+    features = torch.from_numpy(cached_text_features(model, flat, cache_dir))
+    out: dict[str, list[torch.Tensor | list[str]]] = {}
+    start = 0
+    for attribute, classes in prompts.items():
+        out[attribute] = []
+        for texts in classes:
+            out[attribute].append(features[start : start + len(texts)])
+            start += len(texts)
+    return out

@@ -61,3 +61,31 @@ def test_batch_without_spatial_items_gives_zero_spatial_loss() -> None:
     assert all(float(v.detach()) == 0.0 for v in losses.values())
     sum(losses.values()).backward()
     assert torch.equal(direction.grad, torch.zeros(1, 3))
+
+
+def test_zero_shot_term_labels_and_cross_entropy() -> None:
+    from soundstage.elsa_encoder import ELSAConfig, elsa_loss
+    from soundstage.elsa_encoder.loss import zero_shot_labels, zero_shot_loss
+
+    nan = float("nan")
+    batch = {  # near, far, between bands (1.5 m: no distance class), non-spatial
+        "azimuth_deg": torch.tensor([0.0, 90.0, 180.0, nan]), "elevation_deg": torch.tensor([0.0, 0.0, 0.0, nan]),
+        "distance_m": torch.tensor([0.7, 3.0, 1.5, nan]), "floor_area_m2": torch.tensor([20.0, 200.0, 70.0, nan]),
+        "t30_s": torch.tensor([0.5, 0.5, 0.5, nan]), "is_spatial": torch.tensor([True, True, True, False]),
+    }
+    labels = zero_shot_labels(batch, ("distance", "direction"))
+    assert labels["distance"].tolist() == [0, 1, -1, -1] and labels["direction"].tolist() == [0, 1, 3, -1]
+    near, far = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+    prototypes = {"distance": torch.stack([near, far])}
+    right = torch.stack([near, far, near, far])
+    wrong = torch.stack([far, near, near, far])
+    scale = torch.tensor(20.0)
+    good = zero_shot_loss(right, scale, prototypes, {"distance": labels["distance"]})["distance"]
+    bad = zero_shot_loss(wrong, scale, prototypes, {"distance": labels["distance"]})["distance"]
+    assert float(good) < 1e-6 and float(bad) > 10.0
+    output = {"audio": right, "text": right, "logit_scale": scale,
+              "heads": {"direction": F.normalize(torch.ones(4, 3), dim=-1),
+                        **{k: torch.zeros(4) for k in ("distance_m", "floor_area_m2", "t30_s")}}}
+    off, _ = elsa_loss(output, batch, ELSAConfig(), prototypes)  # weight 0 (the default): no term
+    on, logs = elsa_loss({**output, "audio": wrong}, batch, ELSAConfig(zero_shot_loss_weight=1.0), prototypes)
+    assert "loss_zero_shot_distance" in logs and float(on) > float(off) + 10.0

@@ -78,3 +78,23 @@ def test_items_are_reproducible_multi_view_rotated_and_mixed(elsa_data: Path, tm
     records = dataset.features.records
     azimuths = {round(r["azimuth_deg"], 3) for r in records}
     assert any(round(float(v["azimuth_deg"][1]), 3) not in azimuths for v in views)  # quarter turns happen
+
+
+def test_zero_shot_term_trains_audio_towards_fixed_prototypes(elsa_data: Path, tmp_path: Path) -> None:
+    from soundstage.elsa_encoder import elsa_preset
+    from soundstage.elsa_encoder.probes import class_prototypes
+
+    config = _config(tmp_path / "run", 1)
+    model_config = elsa_preset("tiny", zero_shot_loss_weight=1.0, zero_shot_attributes=("distance", "direction"))
+    task = make_elsa_task("tiny", elsa_data, config, model_config=model_config, cache_dir=tmp_path / "cache")
+    task.model.train()
+    prototypes = task.zero_shot_prototypes(task.model)
+    assert task.model.training  # the prototypes are made in eval mode and the mode is restored
+    assert set(prototypes) == {"distance", "direction"}
+    torch.testing.assert_close(prototypes["distance"], class_prototypes(task.model, "distance"))
+    batch = task.collate([task.train_dataset[i] for i in range(4)])
+    loss, logs = task.training_step(task.model, batch, 0)
+    assert "loss_zero_shot_distance" in logs and "loss_zero_shot_direction" in logs
+    assert not prototypes["distance"].requires_grad  # the term moves the audio branch, never the prototypes
+    loss.backward()
+    assert task.model.audio_projection[0].weight.grad.abs().sum() > 0
