@@ -428,7 +428,8 @@ def _slug(text: str) -> str:
 
 
 def output_names(members: Sequence[str]) -> dict[str, str]:
-    """A unique, readable file stem per member key: its name, prefixed by parent folders only where names clash."""
+    """A unique, readable file stem per member key: its name, prefixed by parent folders only where names clash, and
+    suffixed by its extension when only that tells two members apart (``grow.ogg`` and ``grow.wav``)."""
 
     def parts(key: str) -> list[str]:
         key, segment = split_segment(key)
@@ -442,11 +443,16 @@ def output_names(members: Sequence[str]) -> dict[str, str]:
     while True:
         names = {key: _slug("_".join(split[key][-depth[key] :])) for key in members}
         counts = Counter(names.values())
-        grow = [k for k in members if counts[names[k]] > 1 and depth[k] < len(split[k])]
+        clashing = [k for k in members if counts[names[k]] > 1]
+        grow = [k for k in clashing if depth[k] < len(split[k])]
         if not grow:
-            return names
+            break
         for key in grow:
             depth[key] += 1
+    for key in clashing:
+        suffix = PurePosixPath(split_segment(key)[0].partition("#")[0].replace("!", "/")).suffix.lstrip(".")
+        names[key] = _slug(f"{names[key]}_{suffix}")
+    return names
 
 
 def _items(

@@ -154,8 +154,9 @@ def test_catalogue_folder_rows_are_checked(tmp_path: Path, row: str, message: st
 def test_segments_are_parsed_and_named_apart() -> None:
     assert sfx.split_segment("a/rain.ogg@10-18.5") == ("a/rain.ogg", (10.0, 18.5))
     assert sfx.split_segment("a/mail@home.wav") == ("a/mail@home.wav", None)
-    names = output_names(["amb/rain.ogg@0-8", "amb/rain.ogg@20-28", "amb/wind.ogg"])
-    assert names == {"amb/rain.ogg@0-8": "rain_0-8s", "amb/rain.ogg@20-28": "rain_20-28s", "amb/wind.ogg": "wind"}
+    names = output_names(["amb/rain.ogg@0-8", "amb/rain.ogg@20-28", "amb/wind.ogg", "amb/grow.ogg", "amb/grow.wav"])
+    assert names == {"amb/rain.ogg@0-8": "rain_0-8s", "amb/rain.ogg@20-28": "rain_20-28s", "amb/wind.ogg": "wind",
+                     "amb/grow.ogg": "amb_grow_ogg", "amb/grow.wav": "amb_grow_wav"}
 
 
 # ----------------------------------------------------------------------------------------------- de-duplication
