@@ -200,10 +200,9 @@ def render_clip(pipe: SoundstagePipeline, workspace: Workspace, foa: np.ndarray,
     points = {**clip.requested_now, **clip.measured}
     if clip.elsa is not None:
         points["ELSA"] = (clip.elsa["azimuth_deg"], clip.elsa["elevation_deg"])
-    clip.direction_map = plot_direction_map(foa, folder / f"{stem}.map.png", points, f"direction map: {stem}")
+    clip.direction_map = plot_direction_map(foa, folder / f"{stem}.map.png", points)
     if not any(template.rotation) or not template.spectrogram.is_file():  # W, and so its spectrogram, is rotation-free
-        clip.spectrogram = plot_spectrogram(foa, sample_rate, folder / f"{stem}.spectrogram.png",
-                                            f"W spectrogram: {stem}")
+        clip.spectrogram = plot_spectrogram(foa, sample_rate, folder / f"{stem}.spectrogram.png")
     return clip
 
 
@@ -307,7 +306,8 @@ def describe(clip: Clip) -> str:
     requested = clip.requested_now
     for (name, wanted), (_, got) in zip(requested.items(), clip.measured.items()):
         error = float(great_circle_deg(*wanted, *got))
-        lines.append(f"{name}: requested {_angles(wanted)}; measured {_angles(got)} (off by {error:.1f} deg)")
+        label = "direction" if name == "requested" else name
+        lines.append(f"{label}: requested {_angles(wanted)}; measured {_angles(got)} (off by {error:.1f} deg)")
     if not requested:
         lines.append(f"direction: measured {_angles(clip.measured['measured'])} (descriptive: the prompt says where)")
     if clip.elsa is not None:

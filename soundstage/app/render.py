@@ -133,7 +133,7 @@ def _save(figure: object, path: Path) -> Path:
     return path
 
 
-def plot_direction_map(foa: np.ndarray, path: Path, points: dict[str, tuple[float, float]], title: str) -> Path:
+def plot_direction_map(foa: np.ndarray, path: Path, points: dict[str, tuple[float, float]]) -> Path:
     """Save a PNG of the energy over azimuth x elevation of ``(4, T)`` AmbiX audio (:func:`direction_energy`) with
     named (azimuth, elevation) points marked (``MARKERS`` gives each name's symbol). Azimuth runs from +180 on the
     left to -180 on the right, as a listener facing the front sees it."""
@@ -146,7 +146,7 @@ def plot_direction_map(foa: np.ndarray, path: Path, points: dict[str, tuple[floa
     image = ax.imshow(energy, origin="lower", aspect="auto", cmap="magma", interpolation="bilinear",
                       extent=(float(azimuths[0]) - step / 2, float(azimuths[-1]) + step / 2, -90, 90))
     ax.set(xlim=(180, -180), ylim=(-90, 90), xlabel="azimuth (deg, +90 = left)", ylabel="elevation (deg)",
-           title=title, xticks=range(180, -181, -45), yticks=range(-90, 91, 45))
+           xticks=range(180, -181, -45), yticks=range(-90, 91, 45))
     for name, (azimuth, elevation) in points.items():
         marker, colour = MARKERS.get(name, ("D", "yellow"))
         filled = marker not in ("o", "s")
@@ -158,7 +158,7 @@ def plot_direction_map(foa: np.ndarray, path: Path, points: dict[str, tuple[floa
     return _save(figure, path)
 
 
-def plot_spectrogram(foa: np.ndarray, sample_rate: int, path: Path, title: str) -> Path:
+def plot_spectrogram(foa: np.ndarray, sample_rate: int, path: Path) -> Path:
     """Save a PNG of the spectrogram of the W (omnidirectional) channel of ``(4, T)`` AmbiX audio, in dB."""
     from matplotlib.figure import Figure
     from scipy.signal import spectrogram
@@ -169,6 +169,6 @@ def plot_spectrogram(foa: np.ndarray, sample_rate: int, path: Path, title: str) 
     ax = figure.add_subplot()
     image = ax.pcolormesh(times, freqs / 1000, level, shading="auto", cmap="viridis",
                           vmin=level.max() - 90, vmax=level.max())
-    ax.set(xlabel="time (s)", ylabel="frequency (kHz)", title=title)
+    ax.set(xlabel="time (s)", ylabel="frequency (kHz)")
     figure.colorbar(image, ax=ax, label="dB")
     return _save(figure, path)

@@ -35,7 +35,7 @@ from .handlers import (
     picker_image,
     rotate_clip,
 )
-from .render import PICKER_SIZE, pixel_to_direction
+from .render import pixel_to_direction
 
 logger = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
     def ui_picker(azimuth: float, elevation: float, moving: bool, end_azimuth: float, end_elevation: float) -> Any:
         return picker_image((azimuth, elevation), (end_azimuth, end_elevation) if moving else None)
 
-    with gr.Blocks(title="Soundstage", analytics_enabled=False, delete_cache=(900, 3600)) as demo:
+    with gr.Blocks(title="Soundstage", analytics_enabled=False, delete_cache=(900, 3600), fill_width=True) as demo:
         gr.Markdown("# Soundstage: place a sound in space\nDescribe a sound, put it on the map, listen on "
                     "headphones (binaural) and download 4-channel AmbiX (ACN/SN3D). Azimuth +90 = left.")
         history_state = gr.State([])
@@ -154,25 +154,24 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
                 mode = gr.Radio(["parametric", "descriptive"], value="parametric", label="mode",
                                 info="parametric: the map and sliders place the sound; descriptive: the prompt "
                                      "says where (e.g. 'far to the left of a large hall')")
-                with gr.Row():
-                    picker = gr.Image(picker_image((0.0, 0.0)), type="numpy", format="png", interactive=False,
-                                      label="click to place the sound (seen from above, facing up; centre = "
-                                            "overhead, bold ring = ear level)", elem_id="picker", buttons=[],
-                                      height=PICKER_SIZE, width=PICKER_SIZE)
-                    with gr.Column():
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=1, min_width=300):
+                        picker = gr.Image(picker_image((0.0, 0.0)), type="numpy", format="png", interactive=False,
+                                          label="click to place the sound", elem_id="picker", buttons=[])
+                        gr.Markdown("Seen from above, the listener facing up: the centre is overhead, the bold "
+                                    "ring ear level, the rim straight down.")
+                    with gr.Column(scale=1, min_width=240):
                         azimuth = gr.Slider(-180, 180, value=0, step=1, label="azimuth (deg, +90 = left)")
                         elevation = gr.Slider(-90, 90, value=0, step=1, label="elevation (deg, +90 = up)")
                         moving = gr.Checkbox(False, label="moving source (start -> end over the clip)")
                         end_azimuth = gr.Slider(-180, 180, value=-90, step=1, label="end azimuth (deg)")
                         end_elevation = gr.Slider(-90, 90, value=0, step=1, label="end elevation (deg)")
                         target = gr.Radio(["start", "end"], value="start", label="a click on the map sets")
-                with gr.Accordion("room", open=True), gr.Row():
-                    distance = gr.Slider(0.5, 4.0, value=ROOM_DEFAULTS["distance_m"], step=0.1,
-                                         label="distance (m)")
+                with gr.Accordion("room", open=True):
+                    distance = gr.Slider(0.5, 4.0, value=ROOM_DEFAULTS["distance_m"], step=0.1, label="distance (m)")
                     floor_area = gr.Slider(13, 280, value=ROOM_DEFAULTS["floor_area_m2"], step=1,
                                            label="room size: floor area (m²)")
-                    t30 = gr.Slider(0.1, 2.7, value=ROOM_DEFAULTS["t30_s"], step=0.05,
-                                    label="reverberation: T30 (s)")
+                    t30 = gr.Slider(0.1, 2.7, value=ROOM_DEFAULTS["t30_s"], step=0.05, label="reverberation: T30 (s)")
                 with gr.Accordion("sampling", open=False):
                     with gr.Row():
                         seconds = gr.Slider(1, max_seconds, value=defaults.seconds, step=0.5, label="duration (s)")
@@ -196,11 +195,11 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
                     stereo = gr.Audio(label="stereo preview (loudspeakers)", type="filepath", interactive=False,
                                       elem_id="stereo")
                 download = gr.File(label="4-channel AmbiX WAV (ACN/SN3D, 32-bit float)", interactive=False,
-                                   elem_id="download")
+                                   elem_id="download", height=90)
                 direction_map = gr.Image(label="direction map of the output", type="filepath", interactive=False,
                                          format="png")
                 spectrogram = gr.Image(label="W spectrogram", type="filepath", interactive=False, format="png")
-                with gr.Accordion("rotate the output exactly (no regeneration)", open=True), gr.Row():
+                with gr.Accordion("rotate the output exactly (no regeneration)", open=True):
                     yaw = gr.Slider(-180, 180, value=0, step=1, label="yaw (deg, + turns left)")
                     pitch = gr.Slider(-90, 90, value=0, step=1, label="pitch (deg, + raises the front)")
                     roll = gr.Slider(-180, 180, value=0, step=1, label="roll (deg, + raises the left)")
@@ -211,7 +210,7 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
                                                  interactive=False, wrap=True)
                     history_pick = gr.Dropdown([], label="show an earlier clip", value=None)
                     history_files = gr.File(label="all AmbiX files of this session", file_count="multiple",
-                                            interactive=False)
+                                            interactive=False, height=150)
         gr.Examples(EXAMPLES, [prompt, mode, azimuth, elevation, moving, end_azimuth, end_elevation, distance,
                                floor_area, t30], label="examples (click to fill in)")
 
