@@ -161,8 +161,10 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
                         gr.Markdown("Seen from above, the listener facing up: the centre is overhead, the bold "
                                     "ring ear level, the rim straight down.")
                     with gr.Column(scale=1, min_width=240):
-                        azimuth = gr.Slider(-180, 180, value=0, step=1, label="azimuth (deg, +90 = left)")
-                        elevation = gr.Slider(-90, 90, value=0, step=1, label="elevation (deg, +90 = up)")
+                        azimuth = gr.Slider(-180, 180, value=0, step=1, label="azimuth (deg, +90 = left)",
+                                            elem_id="azimuth")
+                        elevation = gr.Slider(-90, 90, value=0, step=1, label="elevation (deg, +90 = up)",
+                                              elem_id="elevation")
                         moving = gr.Checkbox(False, label="moving source (start -> end over the clip)")
                         end_azimuth = gr.Slider(-180, 180, value=-90, step=1, label="end azimuth (deg)")
                         end_elevation = gr.Slider(-90, 90, value=0, step=1, label="end elevation (deg)")
@@ -197,7 +199,7 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
                 download = gr.File(label="4-channel AmbiX WAV (ACN/SN3D, 32-bit float)", interactive=False,
                                    elem_id="download", height=90)
                 direction_map = gr.Image(label="direction map of the output", type="filepath", interactive=False,
-                                         format="png")
+                                         format="png", elem_id="direction-map")
                 spectrogram = gr.Image(label="W spectrogram", type="filepath", interactive=False, format="png")
                 with gr.Accordion("rotate the output exactly (no regeneration)", open=True):
                     yaw = gr.Slider(-180, 180, value=0, step=1, label="yaw (deg, + turns left)")
