@@ -79,8 +79,8 @@ def _pitch(x: np.ndarray, sr: int) -> tuple[float, float]:
     lo, hi = int(sr / 2000), min(win - 1, int(sr / 50))
     band = ac[lo:hi]
     peaks = np.flatnonzero((band[1:-1] > band[:-2]) & (band[1:-1] >= band[2:])) + 1
-    if peaks.size == 0:
-        return 0.0, 0.0
+    if peaks.size == 0 or not np.all(np.isfinite(band[peaks])) or band[peaks].max() <= 0:
+        return 0.0, 0.0  # no periodicity at all
     # the shortest lag close to the best peak: multiples of the period score as high as the period itself
     lag = lo + int(peaks[band[peaks] >= 0.9 * band[peaks].max()][0])
     return float(sr / lag), float(max(0.0, ac[lag]))
