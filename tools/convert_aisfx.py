@@ -37,7 +37,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from soundstage.evaluation.aisfx import AiSFX, AiSFXConfig  # noqa: E402
+from soundstage.evaluation.aisfx import AiSFX, AiSFXConfig
 
 CHECKPOINT = "aisfx/models/checkpoint.pth"
 LICENSE = "aisfx-0.1.2.dist-info/licenses/LICENSE"

@@ -35,9 +35,10 @@ import torch
 from tqdm.auto import tqdm
 
 from soundstage.codec.fingerprint import codec_fingerprint as module_fingerprint
-from soundstage.common.audio import load_audio
+from soundstage.common.audio import AudioError, load_audio
 from soundstage.common.pretrained import CONFIG_NAME, FormatError, resolve_pretrained
 from soundstage.elsa_encoder import ELSA
+from soundstage.foa import great_circle_deg
 from soundstage.metrics import distribution as dist
 from soundstage.metrics.spatial_metrics import (
     FRAME_SECONDS,
@@ -46,7 +47,6 @@ from soundstage.metrics.spatial_metrics import (
     doa_deg,
     framewise_direction_error_deg,
 )
-from soundstage.foa import great_circle_deg
 
 from .aisfx import AiSFX
 from .clips import Clip, ClipSet, EmbeddingCache, EvaluationInputError, default_cache_dir, file_sha256, read_clip_set
@@ -92,7 +92,7 @@ class ClipAnalyser:
             try:
                 audio, _ = load_audio(clip.path, channels=4, min_samples=round(MIN_SECONDS * sample_rate),
                                       silence="warn")
-            except Exception as exc:  # AudioError names the file already
+            except AudioError as exc:  # it names the file already
                 raise EvaluationInputError(str(exc)) from None
         if sfx is None:
             sfx = self.sfx.embed(audio, sample_rate).numpy()  # (4, blocks, 512): one row of blocks per channel
@@ -230,7 +230,7 @@ def evaluate_generated(
     Returns:
         The results (also written as JSON), with ``table`` the printed text.
     """
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     gen_set = read_clip_set(gen, "--gen", gen_split)
     ref_set = read_clip_set(ref, "--ref", ref_split, dataset_only=True)
     if gen_set.sample_rate != ref_set.sample_rate:
@@ -304,6 +304,7 @@ def evaluate_generated(
 
         results["plots"] = write_plots(Path(plots), results, gen_results, ref_results)
     results["timing"]["total_s"] = time.perf_counter() - started
+    results["timing"]["cpu_s"] = time.process_time() - cpu_started  # all threads: wall time on an idle machine x cores
     out_path = Path(out) if out is not None else gen_set.folder / "evaluation.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=2, allow_nan=False, default=_json_default) + "\n")

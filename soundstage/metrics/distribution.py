@@ -90,7 +90,7 @@ def fad_inf(a: Any, b: Any, points: int = 8, min_fraction: float = 0.3, seed: in
     stats_b = gaussian_statistics(rows_b)
     smallest = max(3, round(min_fraction * n))
     inverse = np.linspace(1.0 / smallest, 1.0 / n, points)
-    sizes = sorted({int(round(1.0 / v)) for v in inverse})
+    sizes = sorted({round(1.0 / v) for v in inverse})
     rng = np.random.default_rng(seed)
     fads = []
     for size in sizes:
