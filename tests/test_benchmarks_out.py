@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {"bench_codec": "codec", "bench_elsa": "elsa", "bench_spatialize": "spatialize", "check_labels": "labels",
-           "bench_generate": "generate", "eval_generate": "generate_eval"}
+           "bench_generate": "generate", "eval_generate": "generate_eval", "corpus_report": "corpus"}
 
 
 @pytest.fixture(scope="module", autouse=True)
