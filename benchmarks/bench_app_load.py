@@ -6,14 +6,16 @@ Starts ``soundstage app`` in a process of its own on a free loopback port (:clas
 ``/generate`` calls at the same moment from as many threads (one ``gradio_client.Client`` each; the queue runs
 ``--concurrency`` at a time), and records: how many completed, the time to the first and to the last result, each
 request's wall time, the server process's resident memory before, at its peak (``VmHWM`` in /proc: the most it ever
-held, model and gradio included) and after, whether the page and one more request still answer, and the time of
-that request. Prints a table and writes JSON (``--out``, default ``runs/benchmarks/app/load.json``). The app's own
-tests (tests/app/test_load.py) run the same functions with a shorter clip.
+held, model and gradio included) and after, whether the page and one more request still answer (and how long that
+request took), and the machine's load average (other jobs slow every figure). Prints a table and writes JSON
+(``--out``, default ``runs/benchmarks/app/load.json``). The app's tests (tests/app/test_load.py) run the same
+functions with shorter clips.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
 import socket
@@ -171,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = build_parser().parse_args()
+    load_before = os.getloadavg()[0]  # other jobs on the machine slow every figure: recorded next to them
     server = AppServer(args.model, args.concurrency, args.max_queue).start()
     try:
         with tempfile.TemporaryDirectory() as downloads:
@@ -179,6 +182,7 @@ def main() -> None:
         server.stop()
     result["workspace_removed_on_exit"] = not server.workspace.exists()
     result.update({"model": args.model, "concurrency": args.concurrency, "max_queue": args.max_queue,
+                   "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
                    "machine": machine_info()})
     print(f"{result['completed']}/{result['requests']} requests completed ({args.seconds:g} s clips, {args.steps} "
           f"steps, concurrency {args.concurrency})")

@@ -95,8 +95,9 @@ def draw_picker(points: dict[str, tuple[float, float]], path: Sequence[tuple[flo
         r = 0.025 * size if i == 0 else 0.018 * size
         draw.ellipse((x - r, y - r, x + r, y + r), fill=(230, 120, 20) if i == 0 else (150, 60, 200),
                      outline=(40, 40, 40), width=2)
-        draw.text((x + r + 3, y - r - 2), f"{name} {azimuth:+.0f}/{elevation:+.0f}", fill=(20, 20, 20), font=font,
-                  anchor="lt")
+        outward = 1 if x >= c else -1  # the label on the side away from the head
+        draw.text((x + outward * (r + 3), y - r - 2), f"{name} {azimuth:+.0f}/{elevation:+.0f}", fill=(20, 20, 20),
+                  font=font, anchor="lt" if outward > 0 else "rt")
     return np.asarray(image)
 
 

@@ -202,7 +202,7 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
                                          format="png", elem_id="direction-map")
                 spectrogram = gr.Image(label="W spectrogram", type="filepath", interactive=False, format="png")
                 with gr.Accordion("rotate the output exactly (no regeneration)", open=True):
-                    yaw = gr.Slider(-180, 180, value=0, step=1, label="yaw (deg, + turns left)")
+                    yaw = gr.Slider(-180, 180, value=0, step=1, label="yaw (deg, + turns left)", elem_id="yaw")
                     pitch = gr.Slider(-90, 90, value=0, step=1, label="pitch (deg, + raises the front)")
                     roll = gr.Slider(-180, 180, value=0, step=1, label="roll (deg, + raises the left)")
                 with gr.Accordion("details (JSON)", open=False):
@@ -229,9 +229,11 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
         api_trigger.click(api_generate, [prompt, mode, azimuth, elevation, distance, floor_area, t30, seconds, steps,
                                          cfg_scale, negative_prompt, seed], [download, binaural, stereo, info],
                           api_name="generate", concurrency_id="generate", concurrency_limit=limits.concurrency)
-        for slider in outputs.rotation:
-            slider.release(ui_rotate, [current_state, history_state, yaw, pitch, roll], shown,
-                           concurrency_id="rotate", concurrency_limit=limits.concurrency, api_visibility="private")
+        # A person's change only (dragged or typed; not the reset after a generation), and while one rotation runs
+        # only the latest change waits: a drag costs two renders, not one per pixel.
+        gr.on([slider.input for slider in outputs.rotation], ui_rotate,
+              [current_state, history_state, yaw, pitch, roll], shown, trigger_mode="always_last",
+              concurrency_id="rotate", concurrency_limit=limits.concurrency, api_visibility="private")
         history_pick.input(ui_pick_history, [history_pick, history_state], [*shown, *outputs.rotation],
                            api_visibility="private", queue=False)
         picker.select(ui_click, [moving, target], [azimuth, elevation, end_azimuth, end_elevation],

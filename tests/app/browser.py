@@ -86,16 +86,37 @@ def generate_in_browser(driver: Any, url: str, prompt: str, direction: tuple[flo
 
     wait.until(lambda _: number("azimuth") == f"{direction[0]:g}")
     driver.find_element(By.CSS_SELECTOR, "#generate").click()
-    links = {name: f"#{name} a[data-testid=download-link]" for name in ("binaural", "stereo", "download")}
-    wait.until(lambda d: all(d.find_elements(By.CSS_SELECTOR, css) for css in links.values()))
+    wait.until(lambda d: all(d.find_elements(By.CSS_SELECTOR, css) for css in OUTPUT_LINKS.values()))
     wait.until(lambda d: "seed" in d.find_element(By.CSS_SELECTOR, "#status").text)
+    return _outputs(driver, number("azimuth"), number("elevation"))
+
+
+def rotate_in_browser(driver: Any, yaw: float, timeout: float = 120.0) -> BrowserRun:
+    """Type ``yaw`` degrees into the rotation's yaw box and wait for the rotated clip to be shown."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    box = driver.find_element(By.CSS_SELECTOR, "#yaw input[type=number]")
+    box.clear()
+    box.send_keys(f"{yaw:g}", Keys.TAB)
+    WebDriverWait(driver, timeout).until(
+        lambda d: f"rotated by yaw/pitch/roll {yaw:g}/0/0" in d.find_element(By.CSS_SELECTOR, "#status").text)
+    return _outputs(driver, "", "")
+
+
+OUTPUT_LINKS = {name: f"#{name} a[data-testid=download-link]" for name in ("binaural", "stereo", "download")}
+
+
+def _outputs(driver: Any, azimuth: str, elevation: str) -> BrowserRun:
+    from selenium.webdriver.common.by import By
+
     files = {}
-    for name, css in links.items():
+    for name, css in OUTPUT_LINKS.items():
         href = driver.find_element(By.CSS_SELECTOR, css).get_attribute("href")
         with urllib.request.urlopen(href, timeout=60) as response:  # the app's own loopback URL
             files[name] = response.read()
-    return BrowserRun(number("azimuth"), number("elevation"), driver.find_element(By.CSS_SELECTOR, "#status").text,
-                      files)
+    return BrowserRun(azimuth, elevation, driver.find_element(By.CSS_SELECTOR, "#status").text, files)
 
 
 def screenshot(driver: Any, path: Path) -> Path:
