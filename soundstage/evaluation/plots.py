@@ -39,19 +39,22 @@ def plot_direction_errors(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def plot_contributions(rows: list[dict[str, Any]], path: Path, label_count: int = 12) -> Path:
-    """Each generated clip's share of KAD on aiSFX W, sorted; the largest are labelled with their prompt."""
+def plot_contributions(rows: list[dict[str, Any]], path: Path, top: int = 15) -> Path:
+    """Each generated clip's share of KAD on aiSFX W (they add up to KAD), sorted; the largest, with their text."""
     plt = _pyplot()
     values = np.array([r["kad_w_contribution"] for r in rows])
     order = np.argsort(-values)
-    fig, ax = plt.subplots(figsize=(9, 4.5))
-    ax.bar(range(len(values)), values[order], width=1.0, color=["C3" if v > 0 else "C0" for v in values[order]])
-    for rank, i in enumerate(order[:label_count]):
-        ax.annotate(rows[i]["text"][:40], (rank, values[i]), rotation=60, fontsize=6, xytext=(2, 2),
-                    textcoords="offset points")
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set(xlabel="generated clips, largest first", ylabel="share of KAD (aiSFX W)",
-           title="per-clip contributions: similarity to other generated clips minus to the reference")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8), gridspec_kw={"width_ratios": (1, 1.2)})
+    left.bar(range(len(values)), values[order], width=1.0, color=["C3" if v > 0 else "C0" for v in values[order]])
+    left.axhline(0, color="k", lw=0.6)
+    left.axhline(values.mean(), color="k", lw=0.6, ls="--", label=f"mean = KAD / n ({values.mean():.2g})")
+    left.set(xlabel="generated clips, largest share first", ylabel="share of KAD (aiSFX W)",
+             title="per-clip contributions to KAD")
+    left.legend(fontsize=8)
+    shown = order[:top][::-1]
+    right.barh(range(len(shown)), values[shown], color="C3")
+    right.set_yticks(range(len(shown)), [f"{rows[i]['id'] or i}: {rows[i]['text'][:48]}" for i in shown], fontsize=7)
+    right.set(xlabel="share of KAD", title=f"the {len(shown)} largest")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

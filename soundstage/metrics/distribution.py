@@ -142,12 +142,15 @@ def kad(a: Any, b: Any, bandwidth: float | None = None) -> float:
 
 
 def kad_contributions(a: Any, b: Any, bandwidth: float) -> np.ndarray:
-    """``(m,)`` share of each row of ``a`` in :func:`kad`: its similarity to the other rows of ``a`` minus its
-    similarity to ``b`` (the terms of KAD that involve it). They add up to KAD minus the ``b``-only term; a row far
-    from every row of ``b`` or redundant with other rows of ``a`` scores high."""
-    k_aa, _, k_ab = kernel_terms(a, b, bandwidth)
-    m = len(k_aa)
-    return k_aa.sum(1) / (m * (m - 1)) - 2.0 * k_ab.sum(1) / (m * k_ab.shape[1])
+    """``(m,)`` share of each row of ``a`` in :func:`kad`; the shares add up to KAD.
+
+    Row ``i``'s share is its similarity to the other rows of ``a`` minus twice its similarity to ``b`` (the terms of
+    KAD that involve it), plus ``1 / m`` of the ``b``-only term. A row far from every row of ``b``, or redundant with
+    other rows of ``a``, has a large share; one that sits among ``b`` a negative one.
+    """
+    k_aa, k_bb, k_ab = kernel_terms(a, b, bandwidth)
+    m, n = len(k_aa), len(k_bb)
+    return k_aa.sum(1) / (m * (m - 1)) - 2.0 * k_ab.sum(1) / (m * n) + k_bb.sum() / (n * (n - 1)) / m
 
 
 def effective_dimension(*sets: Any) -> float:
