@@ -1,4 +1,4 @@
-"""Load test of ``soundstage app``: N API requests at once all complete, the app answers afterwards, memory stays bounded.
+"""Load test of ``soundstage app``: N API requests at once all complete, it answers afterwards, memory stays bounded.
 
     python benchmarks/bench_app_load.py [--model small] [--requests 8] [--seconds 5] [--steps 25] [--concurrency 1]
 
@@ -186,10 +186,12 @@ def main() -> None:
                    "machine": machine_info()})
     print(f"{result['completed']}/{result['requests']} requests completed ({args.seconds:g} s clips, {args.steps} "
           f"steps, concurrency {args.concurrency})")
-    print(f"time to first result {result['time_to_first_result_s']:.1f} s, to last {result['time_to_last_result_s']:.1f} s")
+    print(f"time to first result {result['time_to_first_result_s']:.1f} s, "
+          f"to last {result['time_to_last_result_s']:.1f} s")
     print(f"server memory: {result['memory_before_mb']:.0f} MB before, peak {result['peak_memory_mb']:.0f} MB, "
           f"{result['memory_after_mb']:.0f} MB after; page after: HTTP {result['page_status_after']}, one more "
-          f"request {result['request_after_s']:.1f} s; workspace removed on exit: {result['workspace_removed_on_exit']}")
+          f"request {result['request_after_s']:.1f} s; workspace removed on exit: "
+          f"{result['workspace_removed_on_exit']}")
     write_results(args.out, result)
 
 

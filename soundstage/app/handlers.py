@@ -223,8 +223,12 @@ def _init_audio(path: str | Path, limits: AppLimits, sample_rate: int) -> np.nda
 
 
 def _whole(name: str, value: Any, low: int, high: int) -> int:
-    if value is None or float(value) != int(value) or not low <= int(value) <= high:
-        raise AppError(f"{name} must be a whole number from {low} to {high}, got {value}")
+    try:
+        whole = float(value).is_integer() and low <= value <= high
+    except (TypeError, ValueError):  # None, a text: not a number at all
+        whole = False
+    if not whole:
+        raise AppError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
     return int(value)
 
 
@@ -259,8 +263,8 @@ def generate_clips(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLi
                                 init_strength=init_strength, **spatial)
     if end_direction is not None and request.direction is not None:
         start, end = request.direction, end_direction
-        request = dataclasses.replace(request, azimuth_deg=None, elevation_deg=None,
-                                      trajectory=f"0:{start[0]:g}:{start[1]:g},{request.seconds:g}:{end[0]:g}:{end[1]:g}")
+        trajectory = f"0:{start[0]:g}:{start[1]:g},{request.seconds:g}:{end[0]:g}:{end[1]:g}"
+        request = dataclasses.replace(request, azimuth_deg=None, elevation_deg=None, trajectory=trajectory)
     audio = None if init_audio is None else _init_audio(init_audio, limits, pipe.sample_rate)
 
     def on_step(step: int, total: int) -> None:
@@ -312,8 +316,8 @@ def describe(clip: Clip) -> str:
         lines.append(f"direction: measured {_angles(clip.measured['measured'])} (descriptive: the prompt says where)")
     if clip.elsa is not None:
         e = clip.elsa
-        lines.append(f"ELSA hears: {_angles((e['azimuth_deg'], e['elevation_deg']))}, distance {e['distance_m']:.1f} m, "
-                     f"floor area {e['floor_area_m2']:.0f} m², T30 {e['t30_s']:.2f} s")
+        lines.append(f"ELSA hears: {_angles((e['azimuth_deg'], e['elevation_deg']))}, distance {e['distance_m']:.1f} "
+                     f"m, floor area {e['floor_area_m2']:.0f} m², T30 {e['t30_s']:.2f} s")
     return "\n\n".join(lines)
 
 

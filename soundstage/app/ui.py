@@ -1,15 +1,14 @@
 """The gradio app: :func:`build_app` lays out the controls and outputs over a pipeline, :func:`serve` runs it.
 
 The module has no ``from __future__ import annotations``: gradio reads the handlers' type hints at run time to
-inject ``gr.SelectData`` and ``gr.Progress``. Everything a request changes lives in the browser session's ``gr.State`` (the history, the clip on show); the
-pipeline, workspace and limits are closed over by the handlers, so two apps in one process share nothing. The
-``generate`` API endpoint takes the issue's named parameters and returns the AmbiX file, the two previews and a JSON
-description (seed, directions, ELSA's reading); the browser's Generate button adds what only a person uses (a moving
-source, init audio, variations, the history).
+inject ``gr.SelectData`` and ``gr.Progress``. Everything a request changes lives in the browser session's
+``gr.State`` (the history, the clip on show); the pipeline, workspace and limits are closed over by the handlers, so
+two apps in one process share nothing. The ``generate`` API endpoint takes the issue's named parameters and returns
+the AmbiX file, the two previews and a JSON description (seed, directions, ELSA's reading); the browser's Generate
+button adds what only a person uses (a moving source, init audio, variations, the history).
 """
 
 import ipaddress
-import logging
 import os
 import signal
 import sys
@@ -37,8 +36,6 @@ from .handlers import (
 )
 from .render import pixel_to_direction
 
-logger = logging.getLogger(__name__)
-
 ROOM_DEFAULTS = {"distance_m": 1.5, "floor_area_m2": 60.0, "t30_s": 0.6}  # a medium room, mid-range values
 EXAMPLES = [  # prompt, mode, azimuth, elevation, moving, end azimuth, end elevation, distance, floor area, T30
     ["a car honks its horn", "parametric", 90, 0, False, -90, 0, 3.0, 150, 1.2],
@@ -53,12 +50,11 @@ CSS = "#picker img { cursor: crosshair; }"
 
 @dataclass
 class _Outputs:
-    """The components a shown clip fills, in the order :func:`_show` returns their values."""
+    """The components that showing a clip fills, in the order of ``show``'s values (the clip state last)."""
 
     clip: list[Any] = field(default_factory=list)  # status, binaural, stereo, download, map, spectrogram, details
-    history: list[Any] = field(default_factory=list)  # history state, table, picker, all files
+    history: list[Any] = field(default_factory=list)  # history state, table, dropdown, all files
     rotation: list[Any] = field(default_factory=list)  # yaw, pitch, roll sliders
-    current: Any = None  # the clip state
 
 
 @contextmanager
@@ -71,7 +67,7 @@ def _user_errors() -> Iterator[None]:
 
 
 def _history_choices(history: list[Clip]) -> list[tuple[str, int]]:
-    return [(f"{n}: {clip.prompt[:40]} (seed {clip.seed})" + (" rotated" if any(clip.rotation) else ""), n - 1)
+    return [(f"{n}: {clip.prompt[:40]} (seed {clip.seed})", n - 1)
             for n, clip in reversed(list(enumerate(history, start=1)))]
 
 
@@ -89,19 +85,21 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
                           [str(c.ambix) for c in history]]
         return values + history_values + [clip]
 
+    def run_generation(progress: gr.Progress, **options: Any) -> list[Clip]:
+        with _user_errors():
+            return generate_clips(pipe, workspace, limits, progress=lambda done, text: progress(done, desc=text),
+                                  **options)
+
     def ui_generate(prompt: str, negative_prompt: str, mode: str, azimuth: float, elevation: float, moving: bool,
                     end_azimuth: float, end_elevation: float, distance: float, floor_area: float, t30: float,
                     seconds: float, steps: float, cfg_scale: float, seed: float | None, variations: float,
                     init_audio: str | None, init_strength: float, history: list[Clip] | None,
                     progress: gr.Progress = gr.Progress()) -> list[Any]:  # noqa: B008 -- gradio's injection marker
-        with _user_errors():
-            clips = generate_clips(
-                pipe, workspace, limits, prompt, mode=mode, azimuth_deg=azimuth, elevation_deg=elevation,
-                distance_m=distance, floor_area_m2=floor_area, t30_s=t30, seconds=seconds, steps=steps,
-                cfg_scale=cfg_scale, negative_prompt=negative_prompt, seed=seed,
-                end_direction=(end_azimuth, end_elevation) if moving else None, init_audio=init_audio,
-                init_strength=init_strength, variations=variations,
-                progress=lambda fraction, text: progress(fraction, desc=text))
+        clips = run_generation(
+            progress, prompt=prompt, mode=mode, azimuth_deg=azimuth, elevation_deg=elevation, distance_m=distance,
+            floor_area_m2=floor_area, t30_s=t30, seconds=seconds, steps=steps, cfg_scale=cfg_scale,
+            negative_prompt=negative_prompt, seed=seed, end_direction=(end_azimuth, end_elevation) if moving else None,
+            init_audio=init_audio, init_strength=init_strength, variations=variations)
         history = ((history or []) + clips)[-limits.max_history:]
         return show(clips[0], history) + [0, 0, 0]
 
@@ -110,12 +108,10 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
                      negative_prompt: str, seed: float | None = None,
                      progress: gr.Progress = gr.Progress()) -> tuple[str, str, str, dict[str, Any]]:  # noqa: B008
         """Generate one clip; returns the 4-channel AmbiX WAV, binaural and stereo previews, and a description."""
-        with _user_errors():
-            clip = generate_clips(
-                pipe, workspace, limits, prompt, mode=mode, azimuth_deg=azimuth_deg, elevation_deg=elevation_deg,
-                distance_m=distance_m, floor_area_m2=floor_area_m2, t30_s=t30_s, seconds=seconds, steps=steps,
-                cfg_scale=cfg_scale, negative_prompt=negative_prompt, seed=seed,
-                progress=lambda fraction, text: progress(fraction, desc=text))[0]
+        clip = run_generation(
+            progress, prompt=prompt, mode=mode, azimuth_deg=azimuth_deg, elevation_deg=elevation_deg,
+            distance_m=distance_m, floor_area_m2=floor_area_m2, t30_s=t30_s, seconds=seconds, steps=steps,
+            cfg_scale=cfg_scale, negative_prompt=negative_prompt, seed=seed)[0]
         return str(clip.ambix), str(clip.binaural), str(clip.stereo), details(clip)
 
     def ui_rotate(current: Clip | None, history: list[Clip], yaw: float, pitch: float, roll: float) -> list[Any]:
@@ -128,10 +124,9 @@ def build_app(pipe: SoundstagePipeline, workspace: Workspace, limits: AppLimits 
     def ui_pick_history(index: int | None, history: list[Clip]) -> list[Any]:
         if index is None or not 0 <= index < len(history):
             return [gr.skip()] * (len(outputs.clip) + len(outputs.history) + 1 + 3)
-        clip = history[index]
-        values = show(clip, history)
+        values = show(history[index], history)
         values[len(outputs.clip) + 2] = gr.skip()  # keep the dropdown's choice on show
-        return values + list(clip.rotation)
+        return values + [0, 0, 0]
 
     def ui_click(moving: bool, target: str, evt: gr.SelectData) -> list[Any]:
         azimuth, elevation = pixel_to_direction(*evt.index)

@@ -97,6 +97,8 @@ def test_rotation_is_exact_and_absolute(tiny_pipe: SoundstagePipeline, workspace
     ({"steps": 101}, AppError, "steps must be a whole number from 1 to 100"),
     ({"steps": 2.5}, AppError, "steps must be a whole number"),
     ({"variations": 0}, AppError, "variations must be a whole number from 1 to 4"),
+    ({"variations": float("nan")}, AppError, "variations must be a whole number"),
+    ({"variations": "two"}, AppError, "variations must be a whole number"),
     ({"elevation_deg": 120.0}, GenerationError, r"elevation_deg must be in \[-90, 90\]"),
     ({"seconds": 60.0}, GenerationError, "this model's maximum"),
     ({"distance_m": -1.0}, GenerationError, "distance_m must be > 0"),
