@@ -4,6 +4,7 @@ the events' functions called directly (generate, rotate, history, the map click)
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -80,3 +81,8 @@ def test_ui_map_click_sets_the_start_or_the_end(tiny_pipe: SoundstagePipeline, w
     assert handlers["ui_click"](False, "end", left)[:2] == [90.0, 0.0]
     assert handlers["ui_click"](True, "end", left)[2:] == [90.0, 0.0]
     assert handlers["ui_picker"](90.0, 0.0, True, -90.0, 0.0).shape == (PICKER_SIZE, PICKER_SIZE, 3)
+
+
+def test_a_missing_model_is_refused_before_serving(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["app", "--model", str(tmp_path / "nowhere")]) == 2
+    assert "no such model folder" in capsys.readouterr().err
