@@ -110,8 +110,11 @@ def read_clip_set(folder: str | Path, option: str, split: str | None = None, dat
         raise EvaluationInputError(
             f"{option} {folder}: no {MANIFEST_NAME}{found}; expected the output folder of `soundstage generate --batch`"
             f"{'' if dataset_only else ' or a dataset folder'} (docs/conventions.md section 4)")
-    first = next((json.loads(t) for t in manifest.read_text(encoding="utf-8").splitlines() if t.strip()), None) \
-        if manifest.stat().st_size else None
+    first_line = next((t for t in manifest.read_text(encoding="utf-8").splitlines() if t.strip()), None)
+    try:
+        first = None if first_line is None else json.loads(first_line)
+    except json.JSONDecodeError as exc:
+        raise EvaluationInputError(f"{option} {manifest}: the first record is not valid JSON ({exc.msg})") from None
     if first is None:
         raise EvaluationInputError(f"{option} {manifest}: the manifest has no records")
     is_dataset = isinstance(first, dict) and "spatial_caption" in first and "split" in first

@@ -255,7 +255,7 @@ def evaluate_generated(
         (gen_rows, gen_owner), (ref_rows, _) = _rows(gen_results, c), _rows(ref_results, c)
         channels[name] = distance_block(gen_rows, ref_rows, f"aiSFX {name}", warnings)
         if name == "W":
-            fad_w_inf = dist.fad_inf(gen_rows, ref_rows, seed=seed)
+            fad_w_inf = dist.fad_inf(gen_rows, ref_rows, seed=seed) if len(gen_rows) >= 4 else None
             contributions = dist.kad_contributions(gen_rows, ref_rows, channels[name]["kernel_bandwidth"])
             per_clip_kad = np.bincount(gen_owner, weights=contributions, minlength=len(gen_results))
     gen_elsa = np.stack([a["elsa"] for a in gen_results])
@@ -277,7 +277,8 @@ def evaluate_generated(
 
     results: dict[str, Any] = {
         "n_gen": len(gen_set.clips), "n_ref": len(ref_set.clips),
-        "fad_w": channels["W"]["fad"], "fad_w_inf": fad_w_inf.value, "kad_w": channels["W"]["kad"],
+        "fad_w": channels["W"]["fad"], "fad_w_inf": None if fad_w_inf is None else fad_w_inf.value,
+        "kad_w": channels["W"]["kad"],
         "fad_channels": {k: v["fad"] for k, v in channels.items()},
         "kad_channels": {k: v["kad"] for k, v in channels.items()},
         "fad_elsa": elsa_block["fad"], "kad_elsa": elsa_block["kad"],
@@ -286,7 +287,7 @@ def evaluate_generated(
         **located,
         "warnings": warnings,
         "details": {
-            "aisfx": {"channels": channels, "fad_w_inf_fit": fad_w_inf.as_dict(),
+            "aisfx": {"channels": channels, "fad_w_inf_fit": None if fad_w_inf is None else fad_w_inf.as_dict(),
                       "rows": "one per 2.3-s block (50-frame hop) of each clip", "model_id": analyser.sfx_id},
             "elsa": {**elsa_block, "rows": f"one per clip (first {ELSA_MAX_SECONDS:g} s)", "model_id": analyser.elsa_id},
             "kad": "unbiased MMD^2, RBF kernel exp(-d^2 / (2 s^2)), s = median pairwise distance of the pooled rows",
@@ -307,10 +308,21 @@ def evaluate_generated(
     results["timing"]["cpu_s"] = time.process_time() - cpu_started  # all threads: wall time on an idle machine x cores
     out_path = Path(out) if out is not None else gen_set.folder / "evaluation.json"
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(results, indent=2, allow_nan=False, default=_json_default) + "\n")
+    out_path.write_text(json.dumps(_finite(results), indent=2, allow_nan=False, default=_json_default) + "\n")
     results["results_json"] = str(out_path)
     results["table"] = format_table(results)
     return results
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON has no NaN), recursively."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value: Any) -> Any:

@@ -140,8 +140,7 @@ def test_cli_prints_the_table_and_names_the_files(tmp_path: Path, models: tuple,
     monkeypatch.setattr(gen_module, "load_aisfx", lambda *a, **k: sfx)
     ref, gen = write_dataset(tmp_path / "ref"), write_batch(tmp_path / "gen")
     out = tmp_path / "out" / "eval.json"
-    assert main(["evaluate", "generated", "--gen", str(gen), "--ref", str(ref), "--out", str(out),
-                 "--plots", str(tmp_path / "plots"), "--no-cache"]) == 0
+    assert main(["evaluate", "generated", "--gen", str(gen), "--ref", str(ref), "--out", str(out), "--no-cache"]) == 0
     printed = capsys.readouterr().out
     assert "FAD aiSFX, W" in printed and "spatial CLAP" in printed and f"wrote {out}" in printed
     assert json.loads(out.read_text())["n_gen"] == 6
