@@ -45,7 +45,8 @@ from soundstage.metrics.spatial_metrics import (
     GATE_DB,
     azimuth_error_deg,
     doa_deg,
-    framewise_direction_error_deg,
+    gated_framewise_doa,
+    median_frame_error_deg,
 )
 
 from .aisfx import AiSFX
@@ -56,6 +57,7 @@ logger = logging.getLogger(__name__)
 CHANNELS = ("W", "Y", "Z", "X")  # AmbiX ACN order
 ELSA_MAX_SECONDS = 10.0
 MIN_SECONDS = 0.1  # shorter files are refused: no 40-ms frame analysis or embedding block is meaningful
+DOA_ID = f"doa-v1-{FRAME_SECONDS * 1000:g}ms-{GATE_DB:g}dB"  # the measured directions, cached like the embeddings
 HEAD_KEYS = {"distance_m": "distance_l1_m", "t30_s": "t30_l1_s", "floor_area_m2": "floor_area_l1_m2"}
 
 
@@ -82,13 +84,14 @@ class ClipAnalyser:
         self.sfx_id = f"aisfx-{module_fingerprint(sfx)}-hop{sfx.config.block_hop_frames}"
         self.elsa_id = f"elsa-{module_fingerprint(elsa)}-{ELSA_MAX_SECONDS:g}s"
 
-    def __call__(self, clip: Clip, sample_rate: int) -> dict[str, Any]:
+    def __call__(self, clip: Clip, sample_rate: int, localize: bool = True) -> dict[str, Any]:
+        """Embeddings of ``clip``; with ``localize`` and a requested direction also its measured directions."""
         sha = file_sha256(clip.path)
         sfx, elsa = self.cache.get(self.sfx_id, sha), self.cache.get(self.elsa_id, sha)
-        out: dict[str, Any] = {"sha256": sha}
-        need_audio = sfx is None or elsa is None or clip.direction is not None
+        localize = localize and clip.direction is not None
+        doa = self.cache.get(DOA_ID, sha) if localize else None
         audio = None
-        if need_audio:
+        if sfx is None or elsa is None or (localize and doa is None):
             try:
                 audio, _ = load_audio(clip.path, channels=4, min_samples=round(MIN_SECONDS * sample_rate),
                                       silence="warn")
@@ -102,16 +105,22 @@ class ClipAnalyser:
                 limit = round(ELSA_MAX_SECONDS * sample_rate)
                 elsa = self.elsa.embed_audio(audio[:, :limit], sample_rate)[0].cpu().numpy()
             self.cache.put(self.elsa_id, sha, elsa)
-        out["sfx"], out["elsa"] = sfx.astype(np.float32), elsa.astype(np.float32)
-        if clip.direction is not None:
-            assert audio is not None
-            out["doa"] = doa_deg(audio)
-            out["framewise_error"] = framewise_direction_error_deg(audio, sample_rate, *clip.direction)
+        out: dict[str, Any] = {"sha256": sha, "sfx": sfx.astype(np.float32), "elsa": elsa.astype(np.float32)}
+        if localize:
+            if doa is None:
+                # column 0: the broadband DOA; then one column per 40-ms frame: azimuth, elevation, kept by the gate
+                doa = np.concatenate([np.array([[*doa_deg(audio), 1.0]]).T,
+                                      np.stack(gated_framewise_doa(audio, sample_rate)).astype(np.float64)], axis=1)
+                self.cache.put(DOA_ID, sha, doa)
+            out["doa"] = (float(doa[0, 0]), float(doa[1, 0]))
+            out["framewise_error"] = median_frame_error_deg(doa[0, 1:], doa[1, 1:], doa[2, 1:] > 0.5,
+                                                            *clip.direction)
         return out
 
 
-def analyse_set(analyser: ClipAnalyser, clip_set: ClipSet, desc: str, progress: bool) -> list[dict[str, Any]]:
-    return [analyser(clip, clip_set.sample_rate)
+def analyse_set(analyser: ClipAnalyser, clip_set: ClipSet, desc: str, progress: bool,
+                localize: bool) -> list[dict[str, Any]]:
+    return [analyser(clip, clip_set.sample_rate, localize)
             for clip in tqdm(clip_set.clips, desc=desc, unit="clip", disable=not progress)]
 
 
@@ -245,8 +254,8 @@ def evaluate_generated(
     sfx_model = sfx if isinstance(sfx, AiSFX) else load_aisfx(sfx)
     cache = EmbeddingCache(default_cache_dir() if cache_dir == "default" else cache_dir)
     analyser = ClipAnalyser(sfx_model, elsa_model.eval(), cache)
-    gen_results = analyse_set(analyser, gen_set, "embed --gen clips", progress)
-    ref_results = analyse_set(analyser, ref_set, "embed --ref clips", progress)
+    gen_results = analyse_set(analyser, gen_set, "embed --gen clips", progress, localize=True)
+    ref_results = analyse_set(analyser, ref_set, "embed --ref clips", progress, localize=False)
     embedded = time.perf_counter()
 
     warnings: list[str] = []

@@ -87,10 +87,17 @@ def framewise_direction_error_deg(foa: np.ndarray, sample_rate: int, azimuth_deg
                                   frame_seconds: float = FRAME_SECONDS, gate_db: float = GATE_DB) -> float:
     """Median great circle (degrees) between a fixed direction and the DOA of each frame of :func:`gated_framewise_doa`
     that passes its gate (NaN for a clip with no such frame)."""
-    azimuth, elevation, keep = gated_framewise_doa(foa, sample_rate, frame_seconds, gate_db)
+    return median_frame_error_deg(*gated_framewise_doa(foa, sample_rate, frame_seconds, gate_db), azimuth_deg,
+                                  elevation_deg)
+
+
+def median_frame_error_deg(azimuth: np.ndarray, elevation: np.ndarray, keep: np.ndarray, azimuth_deg: float,
+                           elevation_deg: float) -> float:
+    """Median great circle (degrees) between a fixed direction and the kept frames' DOAs (NaN when none is kept)."""
+    keep = np.asarray(keep, dtype=bool)
     if not keep.any():
         return float("nan")
-    errors = great_circle_deg(azimuth[keep], elevation[keep], azimuth_deg, elevation_deg)
+    errors = great_circle_deg(np.asarray(azimuth)[keep], np.asarray(elevation)[keep], azimuth_deg, elevation_deg)
     return float(np.median(errors))
 
 

@@ -83,10 +83,12 @@ def test_plane_waves_from_known_directions_give_those_directions(tmp_path: Path,
     written = json.loads((tmp_path / "eval.json").read_text())
     assert written["clips"][0]["id"] == "g0" and "kad_w_contribution" in written["clips"][0]
     assert all(Path(p).is_file() for p in results["plots"].values()) and len(results["plots"]) == 3
-    assert results["timing"]["cache_misses"] == 2 * 12  # two models x 12 files
+    assert results["timing"]["cache_misses"] == 2 * 12 + 6  # two models x 12 files, and the 6 generated clips' DOAs
     again = evaluate_generated(gen, ref, out=tmp_path / "again.json", elsa=elsa, sfx=sfx,
                                cache_dir=tmp_path / "cache", progress=False)
-    assert again["timing"]["cache_hits"] == 2 * 12 and again["fad_w"] == results["fad_w"]
+    assert again["timing"]["cache_hits"] == 2 * 12 + 6 and again["timing"]["cache_misses"] == 0
+    assert again["fad_w"] == results["fad_w"] and again["direction_error_deg"] == results["direction_error_deg"]
+    assert again["direction_error_deg_framewise"] == results["direction_error_deg_framewise"]
 
 
 def test_labels_as_requests_on_real_clips_give_the_estimators_own_error(tmp_path: Path, models: tuple) -> None:
