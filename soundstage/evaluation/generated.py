@@ -16,8 +16,9 @@ Three kinds of measure (docs/evaluation.md says why each is computed the way it 
    ``floor_area_l1_m2`` = mean absolute errors of ELSA's regression heads. Clips without a requested value (or
    with a trajectory, for direction) are left out of that measure; ``null`` when no clip has one.
 
-Embeddings are cached per file content hash and model (:class:`~soundstage.evaluation.clips.EmbeddingCache`), so a
-reference set is embedded once and a re-run costs only the new files.
+Embeddings and measured directions are cached per file content hash and model
+(:class:`~soundstage.evaluation.clips.EmbeddingCache`), so a reference set is embedded once and a re-run costs only
+the new files.
 """
 
 from __future__ import annotations
