@@ -284,7 +284,8 @@ def _evaluate(args: argparse.Namespace) -> None:
     if args.component == "generated":
         _evaluate_generated(args)
         return
-    given = [flag for flag in ("gen", "ref", "gen_split", "ref_split", "plots", "sfx_model", "cache", "no_cache")
+    given = [flag for flag in ("gen", "ref", "gen_split", "ref_split", "plots", "sfx_model", "cache", "no_cache",
+                               "threads")
              if getattr(args, flag) not in (None, False)]
     if given:
         raise UsageError(f"--{given[0].replace('_', '-')} is an option of `evaluate generated`, not of "
@@ -317,7 +318,8 @@ def _evaluate_generated(args: argparse.Namespace) -> None:
                              "--ref-split)")
     results = evaluate_generated(args.gen, args.ref, out=args.out, plots=args.plots, gen_split=args.gen_split,
                                  ref_split=args.ref_split, elsa=args.model, sfx=args.sfx_model or "aisfx",
-                                 cache_dir=None if args.no_cache else (args.cache or "default"))
+                                 cache_dir=None if args.no_cache else (args.cache or "default"),
+                                 threads=args.threads or 1)
     print(results["table"])
     for path in (results["results_json"], *results.get("plots", {}).values()):
         print(f"wrote {path}")
@@ -530,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cache", type=Path, default=None, metavar="DIR",
                     help="generated: embedding cache, keyed by file content (default ~/.cache/soundstage/embeddings)")
     ev.add_argument("--no-cache", action="store_true", help="generated: embed every file again, keep nothing")
+    ev.add_argument("--threads", type=int_at_least(1), default=None,
+                    help="generated: torch CPU threads while embedding (default 1: fastest on a busy machine)")
     ev.set_defaults(handler=_evaluate)
 
     cal = commands.add_parser("calibrate", help="calibrate a trained codec's output level per frequency")

@@ -227,6 +227,7 @@ def evaluate_generated(
     cache_dir: str | Path | None = "default",
     seed: int = 0,
     progress: bool = True,
+    threads: int = 1,
 ) -> dict[str, Any]:
     """Every measure of the module docstring for the clips of ``gen`` against those of ``ref``.
 
@@ -236,6 +237,9 @@ def evaluate_generated(
         out: JSON file to write (default: ``<gen>/evaluation.json``); ``plots``: a folder for the PNG plots.
         elsa / sfx: the ELSA and aiSFX models (objects, folders or bundled names).
         cache_dir: embedding cache folder; ``"default"`` is ``~/.cache/soundstage/embeddings``, None disables it.
+        threads: torch CPU threads while embedding. Each clip is a small job (a 4-s clip: 8 aiSFX blocks, one ELSA
+            pass); on a busy 2-core machine two threads were 5x slower per clip than one (OpenMP threads wait for
+            each other while descheduled), so the default is 1; more pays off only on an idle many-core machine.
 
     Returns:
         The results (also written as JSON), with ``table`` the printed text.
@@ -255,8 +259,13 @@ def evaluate_generated(
     sfx_model = sfx if isinstance(sfx, AiSFX) else load_aisfx(sfx)
     cache = EmbeddingCache(default_cache_dir() if cache_dir == "default" else cache_dir)
     analyser = ClipAnalyser(sfx_model, elsa_model.eval(), cache)
-    gen_results = analyse_set(analyser, gen_set, "embed --gen clips", progress, localize=True)
-    ref_results = analyse_set(analyser, ref_set, "embed --ref clips", progress, localize=False)
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gen_results = analyse_set(analyser, gen_set, "embed --gen clips", progress, localize=True)
+        ref_results = analyse_set(analyser, ref_set, "embed --ref clips", progress, localize=False)
+    finally:
+        torch.set_num_threads(previous_threads)
     embedded = time.perf_counter()
 
     warnings: list[str] = []
@@ -306,7 +315,7 @@ def evaluate_generated(
         "gen": {"folder": str(gen_set.folder), "kind": gen_set.kind, "split": gen_split,
                 "sample_rate": gen_set.sample_rate},
         "ref": {"folder": str(ref_set.folder), "split": ref_split, "sample_rate": ref_set.sample_rate},
-        "timing": {"embed_s": embedded - started, "total_s": 0.0, "cache_hits": cache.hits,
+        "timing": {"embed_s": embedded - started, "total_s": 0.0, "threads": threads, "cache_hits": cache.hits,
                    "cache_misses": cache.misses, "cache_dir": None if cache.root is None else str(cache.root)},
         "clips": rows,
     }
