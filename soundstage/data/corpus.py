@@ -127,8 +127,8 @@ class CorpusReport:
                 f"{self.total_seconds / 60:.1f} min -> {self.out_dir}"
             ),
             f"  reused existing files: {self.reused}",
-            f"  duplicates dropped: {len(self.duplicates)} (identical samples {self.exact_duplicates}, "
-            f"near-duplicates {len(self.duplicates) - self.exact_duplicates})",
+            (f"  duplicates dropped: {len(self.duplicates)} (identical samples {self.exact_duplicates}, "
+            f"near-duplicates {len(self.duplicates) - self.exact_duplicates})"),
             f"  left out by the class cap: {sum(self.capped.values())}"
             + (" (" + ", ".join(f"{k} {v}" for k, v in self.capped.most_common()) + ")" if self.capped else ""),
             f"  skipped: {self.num_skipped}"
@@ -442,7 +442,7 @@ class _Builder:
         for i, record in enumerate(self.records):
             by_class.setdefault(record["class"], []).append(i)
         drop: set[int] = set()
-        for label, indices in by_class.items():
+        for indices in by_class.values():
             if len(indices) > limit:
                 ranked = sorted(indices, key=lambda i: hashlib.sha1(self.records[i]["source"].encode()).hexdigest())
                 drop.update(ranked[limit:])
