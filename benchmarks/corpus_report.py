@@ -10,14 +10,13 @@ JSON (``--out``, default ``runs/benchmarks/corpus.json``) and, with ``--plot``, 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from results_io import add_out_argument, write_results  # benchmarks/results_io.py (the script's folder)
 
-from soundstage.data.manifest import read_manifest
+from soundstage.data.manifest import jsonl_rows, read_manifest
 
 
 def _package(record: dict[str, Any]) -> str:
@@ -31,8 +30,7 @@ def corpus_report(corpus: Path, data: Path | None = None) -> dict[str, Any]:
     """Counts of a corpus (and the training split of its FOA dataset); see the module docstring."""
     records = read_manifest(corpus)
     skipped_path = corpus / "skipped.jsonl"
-    skipped = [json.loads(line) for line in skipped_path.read_text().splitlines() if line.strip()] \
-        if skipped_path.is_file() else []
+    skipped = [row for _, row in jsonl_rows(skipped_path)] if skipped_path.is_file() else []
     seconds = [r["num_frames"] / r["sample_rate"] for r in records]
     per_class, per_package, seconds_per_class = Counter(), Counter(), Counter()
     per_package_class: dict[str, Counter[str]] = defaultdict(Counter)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,21 +85,14 @@ def read_manifest(folder_or_file: str | Path, spatial: bool | None = None) -> li
     if not path.exists():
         raise ManifestError(f"{path}: no manifest found (a dataset folder holds {MANIFEST_NAME} and its audio)")
     records: list[dict[str, Any]] = []
-    with path.open() as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ManifestError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
-            if spatial is None:
-                spatial = isinstance(record, dict) and "spatial_caption" in record
-            try:
-                validate_record(record, spatial)
-            except ValueError as exc:
-                raise ManifestError(f"{path}:{line_no}: {exc}") from exc
-            records.append(record)
+    for line_no, record in jsonl_rows(path):
+        if spatial is None:
+            spatial = isinstance(record, dict) and "spatial_caption" in record
+        try:
+            validate_record(record, spatial)
+        except ValueError as exc:
+            raise ManifestError(f"{path}:{line_no}: {exc}") from exc
+        records.append(record)
     if not records:
         raise ManifestError(f"{path}: the manifest has no records")
     return records
@@ -123,6 +116,22 @@ def write_manifest(folder_or_file: str | Path, records: Iterable[dict[str, Any]]
         path = path / MANIFEST_NAME
     write_jsonl(path, records)
     return path
+
+
+def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """``(1-based line, value)`` for each non-blank line of a JSON-lines file.
+
+    Raises:
+        ManifestError: naming the file and line of the first line that is not valid JSON.
+    """
+    with Path(path).open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line_no, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ManifestError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from None
 
 
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from soundstage.common.audio import AudioError, audio_info
 from soundstage.common.errors import SoundstageError
-from soundstage.data.manifest import MANIFEST_NAME, ManifestError, read_manifest
+from soundstage.data.manifest import MANIFEST_NAME, ManifestError, jsonl_rows, read_manifest
 
 REQUEST_KEYS = ("azimuth_deg", "elevation_deg", "distance_m", "floor_area_m2", "t30_s")
 
@@ -83,16 +83,10 @@ def _batch_clip(folder: Path, manifest: Path, line: int, record: Any) -> Clip:
 
 def _read_batch(folder: Path) -> list[Clip]:
     manifest = folder / MANIFEST_NAME
-    clips = []
-    for line, text in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise EvaluationInputError(f"{manifest}:{line}: not valid JSON ({exc.msg})") from None
-        clips.append(_batch_clip(folder, manifest, line, record))
-    return clips
+    try:
+        return [_batch_clip(folder, manifest, line, record) for line, record in jsonl_rows(manifest)]
+    except ManifestError as exc:
+        raise EvaluationInputError(str(exc)) from None
 
 
 def read_clip_set(folder: str | Path, option: str, split: str | None = None, dataset_only: bool = False) -> ClipSet:
