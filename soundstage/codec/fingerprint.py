@@ -2,7 +2,8 @@
 
 A latent folder records the fingerprint of the codec that encoded it and a DiT config stores the fingerprint of the
 latents it was trained on, so that a pipeline can refuse to decode a DiT's output with any other codec (two codecs
-of one recipe but other weights have unrelated latent spaces). The hash covers the config as JSON (sorted keys) and
+of one recipe but other weights have unrelated latent spaces). The hash covers the config as JSON (sorted keys;
+options added later are left out at their neutral values, ``model.LATER_OPTIONS``) and
 every state-dict tensor (name, dtype, shape, raw bytes) in sorted key order, so it is stable across
 ``save_pretrained`` / ``from_pretrained`` and changes when any weight does.
 """
@@ -21,7 +22,12 @@ FINGERPRINT_HEX = 16  # characters of the sha256 kept: 64 bits, no accidental co
 
 def codec_fingerprint(codec: torch.nn.Module) -> str:
     """16 hex characters of sha256 over ``codec.config`` (JSON) and its state dict's tensors in sorted key order."""
-    digest = hashlib.sha256(json.dumps(config_to_dict(codec.config), sort_keys=True).encode())  # type: ignore[attr-defined]
+    from .model import LATER_OPTIONS
+
+    config = config_to_dict(codec.config)  # type: ignore[attr-defined]
+    if all(config.get(k) == v for k, v in LATER_OPTIONS.items()):
+        config = {k: v for k, v in config.items() if k not in LATER_OPTIONS}
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for key, value in sorted(codec.state_dict().items()):
         tensor = value.detach().cpu().contiguous()
         digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())

@@ -43,12 +43,16 @@ from .direction_latents import (
     impose_frame_direction,
 )
 from .oobleck import OobleckBackbone
+from .pitch_track import NUM_PITCH_CHANNELS, PITCH_STD, pitch_latents
 from .stft_autoencoder import STFTBackbone
 
 COMPRESSION = 128  # input values (4 channels x hop samples) per latent value
 BACKBONES: dict[str, type[nn.Module]] = {"stft": STFTBackbone, "oobleck": OobleckBackbone}
 ARCHITECTURES = tuple(BACKBONES)
 MEASURED_FIELDS = ("latent_scale", "output_eq_hz", "output_eq_db")  # set after training, not by the recipe
+# options added after codecs were bundled, with the value that leaves a codec as it was before they existed: a config
+# at these values is fingerprinted without them, so the latents and DiTs of earlier codecs keep their pairing
+LATER_OPTIONS: dict[str, Any] = {"pitch_latents": False, "harmonics": 32}
 # decoder options removed after measurement (docs/codec.md) with the value every saved codec has them at
 RETIRED_FIELDS: dict[str, Any] = {"phase_advance": False, "steady_upsampling": False, "cumulative_phase": False,
                                   "head_hidden": 0}
@@ -75,6 +79,10 @@ class FOACodecConfig:
     decoder_frame_blocks: int = 2
     # the last 3 latent channels carry each latent frame's x, y, z direction, which the decoder imposes
     direction_latents: bool = False
+    # stft arch: the 2 latent channels before the direction channels carry a measured pitch track (log f0,
+    # periodicity) and the decoder adds `harmonics` oscillators at its multiples (codec/pitch_track.py)
+    pitch_latents: bool = False
+    harmonics: int = 32
     # output equaliser (stft arch), measured after training by calibrate_output_eq: gains in dB at frequencies in Hz,
     # interpolated over log frequency onto the decoder's bins (held constant beyond the ends); empty: none
     output_eq_hz: tuple[float, ...] = ()
@@ -112,6 +120,15 @@ class FOACodecConfig:
         if self.direction_latents and self.latent_channels <= NUM_DIRECTION_CHANNELS:
             raise ValueError(f"direction_latents takes the last {NUM_DIRECTION_CHANNELS} latent channels, so "
                              f"latent_channels must exceed {NUM_DIRECTION_CHANNELS}, got {self.latent_channels}")
+        if self.pitch_latents:
+            # the harmonic branch adds to W only; the direction track pans it
+            reserved = NUM_PITCH_CHANNELS + NUM_DIRECTION_CHANNELS
+            if (self.arch != "stft" or not self.direction_latents or self.latent_channels <= reserved
+                    or self.harmonics < 1):
+                raise ValueError(f"pitch_latents needs the stft arch, direction_latents, harmonics >= 1 and more "
+                                 f"than {reserved} latent channels (arch={self.arch!r}, direction_latents="
+                                 f"{self.direction_latents}, harmonics={self.harmonics}, latent_channels="
+                                 f"{self.latent_channels})")
         if self.arch == "stft":
             ratio = self.hop // self.stft_hop
             if self.hop % self.stft_hop or ratio & (ratio - 1):
@@ -231,10 +248,19 @@ class FOACodec(nn.Module, PretrainedMixin):
         foa = self._pad(foa)
         mean, scale = self.backbone.encode(foa).chunk(2, dim=1)
         std = F.softplus(scale) + 1e-4  # the Oobleck/Stable Audio parameterisation of the posterior scale
-        if self.config.direction_latents:  # the last channels are measured, not learned (direction_latents doc)
-            k = NUM_DIRECTION_CHANNELS
-            mean = torch.cat((mean[:, :-k], DIRECTION_GAIN * frame_direction(foa, self.hop)), dim=1)
-            std = torch.cat((std[:, :-k], torch.full_like(std[:, -k:], DIRECTION_STD)), dim=1)
+        # the last channels are measured, not learned: pitch, then direction (pitch_track and direction_latents docs)
+        measured, fixed_std = [], []
+        if self.config.pitch_latents:
+            measured.append(pitch_latents(foa[:, 0], self.sample_rate, self.hop))
+            fixed_std.append(PITCH_STD)
+        if self.config.direction_latents:
+            measured.append(DIRECTION_GAIN * frame_direction(foa, self.hop))
+            fixed_std.append(DIRECTION_STD)
+        if measured:
+            k = sum(m.shape[1] for m in measured)
+            stds = [torch.full_like(m, s) for m, s in zip(measured, fixed_std)]
+            mean = torch.cat((mean[:, :-k], *measured), dim=1)
+            std = torch.cat((std[:, :-k], *stds), dim=1)
         return mean, std
 
     def decode_unscaled(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:

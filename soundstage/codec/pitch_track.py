@@ -29,6 +29,10 @@ MAX_F0_HZ = 2000.0
 WINDOW_SECONDS = 0.085  # two periods of the lowest f0 fit in half of it (YIN's lag range)
 YIN_THRESHOLD = 0.15
 ENERGY_FLOOR = 1e-10  # per sample: silent frames get periodicity 0
+# latent encoding (FOACodecConfig.pitch_latents): two channels before the direction channels
+NUM_PITCH_CHANNELS = 2
+PITCH_REFERENCE_HZ = 250.0
+PITCH_STD = 0.002  # fixed posterior std (log2 f0 units: 0.14 %; a sampled latent must not detune the partials)
 
 
 def _analysis_frames(audio: torch.Tensor, hop: int, window: int) -> torch.Tensor:
@@ -113,6 +117,18 @@ def frame_pitch(w: torch.Tensor, sample_rate: int, hop: int) -> tuple[torch.Tens
     return snapped.reshape(b, n_frames), periodicity.reshape(b, n_frames)
 
 
+def pitch_latents(w: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
+    """``(B, L * hop)`` W -> ``(B, 2, L)`` latent channels: ``log2(f0 / 250 Hz)`` (about [-2.3, 3]) and
+    ``2 * periodicity - 1`` (in [-1, 1]); :func:`f0_from_latents` inverts the first."""
+    f0, periodicity = frame_pitch(w, sample_rate, hop)
+    return torch.stack((torch.log2(f0 / PITCH_REFERENCE_HZ), 2.0 * periodicity - 1.0), dim=1)
+
+
+def f0_from_latents(channels: torch.Tensor) -> torch.Tensor:
+    """``(B, 2, L)`` pitch channels -> ``(B, L)`` fundamental in Hz, clamped to the tracker's range."""
+    return (PITCH_REFERENCE_HZ * torch.exp2(channels[:, 0])).clamp(MIN_F0_HZ, MAX_F0_HZ)
+
+
 def harmonic_bank(f0_hz: torch.Tensor, amplitudes: torch.Tensor, sample_rate: int, hop: int,
                   phase: torch.Tensor | None = None) -> torch.Tensor:
     """``K`` harmonics of a per-frame fundamental, as one continuous-phase signal.
@@ -148,4 +164,4 @@ def harmonic_bank(f0_hz: torch.Tensor, amplitudes: torch.Tensor, sample_rate: in
     return (amp * torch.sin(angle.remainder(2 * math.pi)).to(amp.dtype)).sum(1)
 
 
-__all__ = ["frame_pitch", "harmonic_bank"]
+__all__ = ["NUM_PITCH_CHANNELS", "PITCH_STD", "f0_from_latents", "frame_pitch", "harmonic_bank", "pitch_latents"]

@@ -30,7 +30,8 @@ from torch import nn
 from soundstage.common.stft import stft
 from soundstage.foa import XYZ
 
-from .direction_latents import ambix_from_w_xyz
+from .direction_latents import NUM_DIRECTION_CHANNELS, ambix_from_w_xyz
+from .pitch_track import NUM_PITCH_CHANNELS, f0_from_latents, harmonic_bank
 
 if TYPE_CHECKING:
     from .model import FOACodecConfig
@@ -130,12 +131,17 @@ class STFTEncoder(nn.Module):
 
 
 class STFTDecoder(nn.Module):
-    """``(B, C, L)`` latent -> ``(B, 4, L * hop)`` audio through a W-relative complex spectrum head."""
+    """``(B, C, L)`` latent -> ``(B, 4, L * hop)`` audio through a W-relative complex spectrum head.
+
+    With ``harmonics > 0`` a harmonic branch adds, to W, ``harmonics`` oscillators at the multiples of the fundamental
+    in latent channel ``pitch_channel`` (:mod:`.pitch_track`), with amplitudes predicted per latent frame from the
+    latent-rate features (``exp`` of a clamped log amplitude, starting near silence)."""
 
     def __init__(self, n_fft: int, stft_hop: int, hop: int, dim: int, latent_channels: int, frame_blocks: int,
-                 latent_blocks: int, kernel_size: int, mlp_ratio: float):
+                 latent_blocks: int, kernel_size: int, mlp_ratio: float, sample_rate: int = 24_000,
+                 harmonics: int = 0, pitch_channel: int | None = None):
         super().__init__()
-        self.n_fft, self.stft_hop = n_fft, stft_hop
+        self.n_fft, self.stft_hop, self.hop, self.sample_rate = n_fft, stft_hop, hop, sample_rate
         self.bins = n_fft // 2 + 1
         self.embed = nn.Conv1d(latent_channels, dim, kernel_size=3, padding=1)
         self.embed_norm = ChannelNorm(dim)
@@ -151,6 +157,12 @@ class STFTDecoder(nn.Module):
             self.head.weight[: 2 * self.bins].mul_(0.1)
         # per-bin output equaliser, set from the codec config (not saved with the weights)
         self.register_buffer("output_gain", torch.ones(self.bins), persistent=False)
+        self.pitch_channel = pitch_channel
+        self.harmonic_head = nn.Conv1d(dim, harmonics, kernel_size=1) if harmonics > 0 else None
+        if self.harmonic_head is not None:
+            with torch.no_grad():
+                self.harmonic_head.bias.fill_(-7.0)  # ~1e-3: the branch starts quiet
+                self.harmonic_head.weight.mul_(0.1)
 
     def set_output_gain(self, gain: torch.Tensor) -> None:
         """``(F,)`` linear gain applied to every channel's spectrum (the codec's calibrated output equaliser)."""
@@ -160,7 +172,9 @@ class STFTDecoder(nn.Module):
 
     def spectrum(self, latent: torch.Tensor) -> torch.Tensor:
         """``(B, C, L)`` -> complex ``(B, 4, F, L * hop / stft_hop)`` AmbiX spectra."""
-        x = self.latent_blocks(self.embed_norm(self.embed(latent)))
+        return self._spectrum(self.latent_blocks(self.embed_norm(self.embed(latent))))
+
+    def _spectrum(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(self.out_norm(self.frame_blocks(self.up(x))))
         b, _, n = out.shape
         out = out.reshape(b, NUM_OUTPUTS, self.bins, n)
@@ -170,11 +184,21 @@ class STFTDecoder(nn.Module):
         gains = torch.complex(out[:, 2:5], out[:, 5:8])  # (B, 3, F, N) relative to W, in x, y, z order
         return ambix_from_w_xyz(w, gains * w.unsqueeze(1))
 
+    def harmonic_amplitudes(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, dim, L)`` latent-rate features -> ``(B, K, L)`` peak amplitude per harmonic and frame."""
+        assert self.harmonic_head is not None
+        return torch.exp(self.harmonic_head(x).clamp(max=1.0))
+
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        spec = self.spectrum(latent)
+        x = self.latent_blocks(self.embed_norm(self.embed(latent)))
+        spec = self._spectrum(x)
         b, c, f, n = spec.shape
-        audio = istft_same(spec.reshape(b * c, f, n), self.n_fft, self.stft_hop)
-        return audio.reshape(b, c, -1)
+        audio = istft_same(spec.reshape(b * c, f, n), self.n_fft, self.stft_hop).reshape(b, c, -1)
+        if self.harmonic_head is not None and self.pitch_channel is not None:
+            f0 = f0_from_latents(latent[:, self.pitch_channel : self.pitch_channel + NUM_PITCH_CHANNELS])
+            tonal = harmonic_bank(f0, self.harmonic_amplitudes(x), self.sample_rate, self.hop)
+            audio = torch.cat((audio[:, :1] + tonal[:, None], audio[:, 1:]), dim=1)
+        return audio
 
 
 class STFTBackbone(nn.Module):
@@ -189,7 +213,10 @@ class STFTBackbone(nn.Module):
                   "mlp_ratio": config.mlp_ratio}
         self.encoder = STFTEncoder(frame_blocks=config.encoder_frame_blocks, latent_blocks=config.encoder_latent_blocks,
                                    **kwargs)
+        harmonics = config.harmonics if config.pitch_latents else 0
+        pitch_channel = config.latent_channels - NUM_DIRECTION_CHANNELS - NUM_PITCH_CHANNELS if harmonics else None
         self.decoder = STFTDecoder(frame_blocks=config.decoder_frame_blocks, latent_blocks=config.decoder_latent_blocks,
+                                   sample_rate=config.sample_rate, harmonics=harmonics, pitch_channel=pitch_channel,
                                    **kwargs)
 
     def encode(self, foa: torch.Tensor) -> torch.Tensor:
