@@ -12,7 +12,8 @@ Every clip is encoded (posterior mean) and decoded at full length, then compared
 | ``w_level_error_db`` | the W channel's whole-clip level, reconstruction minus input (dB, signed) |
 
 The band error is a median, so clips that come back far too quiet hardly move it; ``w_level_error_db`` shows them.
-:func:`steady_tone_check` adds plane-wave sinusoids, which sound-effect clips seldom hold. ``TARGETS`` are the
+:func:`steady_tone_check` and :func:`harmonic_note_check` add plane-wave tones and a decaying harmonic note, which
+sound-effect clips seldom hold. ``TARGETS`` are the
 bundled ``small`` codec's; results and their history: docs/codec.md. With ``--out`` it also writes a plot and
 ``<name>_examples/`` (inputs and reconstructions of the first clips).
 """
@@ -74,28 +75,49 @@ def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], 
     return metrics, bands, recon
 
 
+TONE_FREQUENCIES_HZ = (100.0, 250.0, 1000.0, 4000.0, 8000.0)  # issue 18's range: 100 Hz - 8 kHz
+
+
+def _plane_wave_check(codec: FOACodec, mono: np.ndarray, azimuth_deg: float) -> dict[str, float]:
+    """Level error (dB, W) and direction error (deg) of ``mono`` as a plane wave; the first and last 0.25 s are left
+    out of both measures so that the clip edges do not count."""
+    foa = torch.from_numpy(encode_mono(mono.astype(np.float32), azimuth_deg, 0.0)).float()
+    recon = reconstruct(codec, foa).cpu()  # encode moves the input to the codec's device
+    edge = round(0.25 * codec.sample_rate)
+    inner, inner_recon = foa[:, edge:-edge], recon[:, edge:-edge]
+    return {"level_error_db": level_error_db(inner_recon[0], inner[0]),
+            "angle_error_deg": float(broadband_direction_error_deg(inner_recon, inner))}
+
+
 @torch.no_grad()
 def steady_tone_check(
-    codec: FOACodec, frequencies: tuple[float, ...] = (250.0, 1000.0, 4000.0), azimuth_deg: float = 60.0,
+    codec: FOACodec, frequencies: tuple[float, ...] = TONE_FREQUENCIES_HZ, azimuth_deg: float = 60.0,
     seconds: float = 2.0,
 ) -> dict[str, dict[str, float]]:
-    """Level error (dB, reconstruction minus input, W) and direction error (deg) of steady plane-wave tones.
-
-    Each tone has a W RMS of -20 dBFS (the dataset's loudness); the first and last 0.25 s are left out of both
-    measures so that the clip edges do not count. Frequencies above 0.45 x the sample rate are skipped.
-    """
+    """Level error (dB, reconstruction minus input, W) and direction error (deg) of steady plane-wave tones with a W
+    RMS of -20 dBFS (the dataset's loudness). Frequencies above 0.45 x the sample rate are skipped."""
     sr = codec.sample_rate
     t = np.arange(round(seconds * sr)) / sr
+    return {f"{f:g}_hz": _plane_wave_check(codec, 0.1 * math.sqrt(2.0) * np.sin(2.0 * math.pi * f * t), azimuth_deg)
+            for f in frequencies if f < 0.45 * sr}
+
+
+@torch.no_grad()
+def harmonic_note_check(
+    codec: FOACodec, f0_hz: float = 220.0, partials: int = 8, decay_s: float = 0.8, azimuth_deg: float = 60.0,
+    seconds: float = 2.0,
+) -> dict[str, float]:
+    """The same measures for a plucked-string-like note: ``partials`` harmonics with amplitudes ``1 / k``, a 5-ms
+    attack at 0.3 s and an exponential decay (time constant ``decay_s``); -20 dBFS RMS over the measured part."""
+    sr = codec.sample_rate
+    t = np.arange(round(seconds * sr)) / sr
+    rel = t - 0.3
+    envelope = np.where(rel < 0, 0.0, np.minimum(rel / 0.005, 1.0) * np.exp(-np.maximum(rel, 0.0) / decay_s))
+    note = envelope * sum(np.sin(2 * math.pi * f0_hz * k * t + k) / k for k in range(1, partials + 1)
+                          if f0_hz * k < 0.45 * sr)
     edge = round(0.25 * sr)
-    results = {}
-    for f in (f for f in frequencies if f < 0.45 * sr):
-        mono = (0.1 * math.sqrt(2.0) * np.sin(2.0 * math.pi * f * t)).astype(np.float32)
-        foa = torch.from_numpy(encode_mono(mono, azimuth_deg, 0.0)).float()
-        recon = reconstruct(codec, foa).cpu()  # encode moves the input to the codec's device
-        inner, inner_recon = foa[:, edge:-edge], recon[:, edge:-edge]
-        results[f"{f:g}_hz"] = {"level_error_db": level_error_db(inner_recon[0], inner[0]),
-                                "angle_error_deg": float(broadband_direction_error_deg(inner_recon, inner))}
-    return results
+    note = note * 0.1 / np.sqrt(np.mean(note[edge:-edge] ** 2))
+    return _plane_wave_check(codec, note, azimuth_deg)
 
 
 def _nan_stats(values: list[float]) -> tuple[float, float]:
@@ -152,6 +174,8 @@ def evaluate_codec(
         summary["w_band_bias_db_median"] = float(np.median(pooled))  # < 0: too quiet
     else:
         summary.update(w_band_error_db_median=math.nan, w_band_error_db_mean=math.nan, w_band_bias_db_median=math.nan)
+    level_errors = np.array([c["w_level_error_db"] for c in clips], dtype=np.float64)
+    summary["w_level_within_3db_fraction"] = float(np.mean(np.abs(level_errors[np.isfinite(level_errors)]) <= 3.0))
     targets = {k: {"target_max": v, "value": summary[k], "met": bool(summary[k] <= v)} for k, v in TARGETS.items()}
     result = {
         "model": str(model),
@@ -164,6 +188,7 @@ def evaluate_codec(
         "summary": summary,
         "targets": targets,
         "steady_tones": steady_tone_check(codec),
+        "harmonic_note": harmonic_note_check(codec),
         "clips": clips,
     }
     print(format_table(result))
@@ -222,6 +247,9 @@ def format_table(result: dict[str, Any]) -> str:
     tones = ", ".join(f"{f.replace('_hz', ' Hz')} {r['level_error_db']:+.1f} dB / {r['angle_error_deg']:.1f} deg"
                       for f, r in result["steady_tones"].items())
     lines.append(f"steady tones (level / direction error): {tones}")
+    note = result["harmonic_note"]
+    lines.append(f"harmonic note 220 Hz x 8 (level / direction error): {note['level_error_db']:+.1f} dB / "
+                 f"{note['angle_error_deg']:.1f} deg")
     for key, t in result["targets"].items():
         lines.append(f"target {key} <= {t['target_max']}: {t['value']:.3f} ({'met' if t['met'] else 'NOT met'})")
     return "\n".join(lines)

@@ -29,6 +29,7 @@ from soundstage.codec.losses import (
     generator_adversarial_loss,
 )
 from soundstage.codec.model import CODEC_PRESETS, FOACodec, FOACodecConfig, latent_scale_of
+from soundstage.common.errors import SoundstageError
 from soundstage.data.dataset import FOAClips, FOADataset, centre_crops
 from soundstage.train.trainer import TrainConfig
 
@@ -51,6 +52,10 @@ class CodecDataConfig:
     valid_clips: int  # fixed validation subset: the first clips of the valid split, centre crops
     valid_seconds: float
     cache_mb: float  # decoded training clips kept in memory (int16)
+    # stop a run whose steady tones and harmonic note (mean W level error) are still below tone_gate_db at a
+    # validation at or after tone_gate_step (0: never); tones are what a frame-rate decoder loses (docs/codec.md)
+    tone_gate_step: int = 0
+    tone_gate_db: float = -10.0
 
     def __post_init__(self) -> None:
         if self.crop_seconds <= 0 or self.valid_seconds <= 0:
@@ -79,6 +84,7 @@ class CodecTask:
     name: str = "codec"
     discriminator: MultiScaleSTFTDiscriminator | None = None
     disc_optimizer: torch.optim.Optimizer | None = None
+    data: CodecDataConfig | None = None  # for the validation tone gate
 
     def collate(self, items: list[torch.Tensor]) -> torch.Tensor:
         return torch.stack(items)
@@ -112,7 +118,7 @@ class CodecTask:
         return [] if self.discriminator is None else [self.discriminator, self.disc_optimizer]
 
     def validate(self, model: nn.Module, step: int, writer: Any | None) -> dict[str, float]:
-        from soundstage.codec.evaluate import steady_tone_check
+        from soundstage.codec.evaluate import harmonic_note_check, steady_tone_check
         from soundstage.codec.losses import spatial_terms
         from soundstage.metrics.audio_metrics import mel_distance, si_sdr, third_octave_band_energy_error_db
         from soundstage.metrics.spatial_metrics import broadband_direction_error_deg, diffuseness_error
@@ -129,7 +135,8 @@ class CodecTask:
         sr = codec.sample_rate
         band = third_octave_band_energy_error_db(recon[:, 0], target[:, 0], sr)
         spatial = spatial_terms(recon, target)
-        tones = steady_tone_check(codec)
+        tones = {**steady_tone_check(codec), "harmonic_note": harmonic_note_check(codec)}
+        tone_level = float(np.mean([t["level_error_db"] for t in tones.values()]))
         metrics = {
             "stft_loss": float(self.loss.stft(recon, target)),
             **{f"spatial_loss_{name}": float(value) for name, value in spatial.items()},
@@ -138,8 +145,8 @@ class CodecTask:
             "w_band_error_median_db": float(torch.nanmedian(band)),
             "mel_distance": float(mel_distance(recon, target, sr).mean()),
             "si_sdr_w_db": float(si_sdr(recon[:, 0], target[:, 0]).mean()),
-            # steady tones are what a frame-rate decoder loses first (stft_autoencoder module doc)
-            "steady_tone_level_error_db": float(np.mean([t["level_error_db"] for t in tones.values()])),
+            # steady tones are what a frame-rate decoder loses first (docs/codec.md)
+            "steady_tone_level_error_db": tone_level,
             "latent_scale": scale,
         }
         if writer is not None:
@@ -150,7 +157,18 @@ class CodecTask:
                                      step, sample_rate=sr)
                     writer.add_audio(f"valid_{i}/{label}_reconstruction",
                                      (recon[i, c] / peak).clamp(-1, 1)[None].cpu(), step, sample_rate=sr)
+        gate = self.data
+        if gate is not None and gate.tone_gate_step and step >= gate.tone_gate_step and tone_level < gate.tone_gate_db:
+            raise ToneGateError(
+                f"codec run stopped at step {step}: steady tones and the harmonic note come back "
+                f"{tone_level:+.1f} dB on average (gate: {gate.tone_gate_db:+.1f} dB by step {gate.tone_gate_step}); "
+                "this recipe is not keeping pitched sound. Checkpoints are kept; change the recipe rather than "
+                "resume it")
         return metrics
+
+
+class ToneGateError(SoundstageError, RuntimeError):
+    """A codec run stopped by its validation tone gate (``CodecDataConfig.tone_gate_step``)."""
 
 
 def load_valid_audio(data_dir: Path, sample_rate: int, data: CodecDataConfig) -> torch.Tensor:
@@ -178,7 +196,8 @@ def make_codec_task(
     dataset = FOADataset(FOAClips(data_dir, "train", sr, data.cache_mb), data.crop_seconds, seed=config.seed)
     valid = load_valid_audio(data_dir, sr, data)
     loss = CodecLoss(loss_config, sample_rate=sr)
-    task = CodecTask(model=model, train_dataset=dataset, valid_audio=valid, loss=loss, out_dir=config.out_dir)
+    task = CodecTask(model=model, train_dataset=dataset, valid_audio=valid, loss=loss, out_dir=config.out_dir,
+                     data=data)
     if loss.config.adversarial:
         task.discriminator = MultiScaleSTFTDiscriminator()
         task.disc_optimizer = torch.optim.AdamW(task.discriminator.parameters(), lr=config.learning_rate,
@@ -186,4 +205,5 @@ def make_codec_task(
     return task
 
 
-__all__ = ["CODEC_DATA_DEFAULTS", "CODEC_TRAIN_DEFAULTS", "CodecDataConfig", "CodecTask", "make_codec_task"]
+__all__ = ["CODEC_DATA_DEFAULTS", "CODEC_TRAIN_DEFAULTS", "CodecDataConfig", "CodecTask", "ToneGateError",
+           "make_codec_task"]

@@ -34,7 +34,13 @@ from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest, split_records
 from soundstage.foa import FOAInputError, broadband_doa, encode_mono, rotate_foa, vector_to_angles
 from soundstage.metrics.audio_metrics import third_octave_band_energy_error_db
-from soundstage.train.codec_task import CODEC_TRAIN_DEFAULTS, CodecTask, make_codec_task
+from soundstage.train.codec_task import (
+    CODEC_DATA_DEFAULTS,
+    CODEC_TRAIN_DEFAULTS,
+    CodecTask,
+    ToneGateError,
+    make_codec_task,
+)
 from soundstage.train.trainer import TrainConfig, latest_checkpoint, run_training
 
 from .synthetic import make_dataset, synthetic_foa
@@ -452,6 +458,16 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_dataset(tmp_path_factory.mktemp("foa_data"), sample_rate=8000)
 
 
+def test_the_tone_gate_stops_a_run_whose_tones_do_not_come_back(tiny_data: Path, tmp_path: Path) -> None:
+    config = TrainConfig(out_dir=tmp_path / "run", **CODEC_TRAIN_DEFAULTS["tiny"])
+    gated = dataclasses.replace(CODEC_DATA_DEFAULTS["tiny"], tone_gate_step=10, tone_gate_db=-1.0)
+    task = make_codec_task("tiny", tiny_data, config, data_config=gated)
+    metrics = task.validate(task.model, step=9, writer=None)  # before the gate step: measured, not judged
+    assert metrics["steady_tone_level_error_db"] < -1.0  # an untrained codec returns next to nothing
+    with pytest.raises(ToneGateError, match=r"stopped at step 10: .* \(gate: -1.0 dB by step 10\)"):
+        task.validate(task.model, step=10, writer=None)
+
+
 def test_two_step_training_smoke_test_exports_a_loadable_codec(tiny_data: Path, tmp_path: Path) -> None:
     config = _config(tmp_path / "run", 2)
     task = make_codec_task("tiny", tiny_data, config)
@@ -552,7 +568,11 @@ def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examp
     assert s["w_band_bias_db_median"] == pytest.approx(-6.02, abs=1e-2)  # ... with their sign: too quiet
     assert s["w_level_error_db_mean"] == pytest.approx(-6.02, abs=1e-2)  # and so is the whole-clip level
     assert s["si_sdr_db_W_median"] > 60.0  # and SI-SDR ignores the gain
-    assert list(result["steady_tones"]) == ["250_hz", "1000_hz"]  # 4 kHz is the Nyquist frequency at 8 kHz
+    assert s["w_level_within_3db_fraction"] == 0.0
+    assert list(result["steady_tones"]) == ["100_hz", "250_hz", "1000_hz"]  # 4 kHz is the Nyquist frequency at 8 kHz
+    note = result["harmonic_note"]
+    assert note["level_error_db"] == pytest.approx(-6.02, abs=0.01)
+    assert note["angle_error_deg"] == pytest.approx(30.0, abs=0.5)
     for tone in result["steady_tones"].values():  # the steady tones at azimuth 60, elevation 0: turned by 30 deg
         assert tone["level_error_db"] == pytest.approx(-6.02, abs=0.01)
         assert tone["angle_error_deg"] == pytest.approx(30.0, abs=0.5)
