@@ -6,9 +6,9 @@ direction latents sidestep direction: the encoder measures what a learned networ
 synthesises from the measurement.
 
 - :func:`frame_pitch`: per latent frame, YIN's cumulative mean normalised difference on an 85-ms window centred on
-  the frame gives a period (50 Hz - 2 kHz) and a periodicity ``1 - d'``; the frequency is then snapped to the
+  the frame gives a period (50 Hz - 8 kHz) and a periodicity ``1 - d'``; the frequency is then snapped to the
   frame's strongest spectral peak ``p`` (parabolic interpolation on a 4x zero-padded spectrum) as ``p / round(p /
-  f0)``, so that the harmonic grid passes exactly through the loudest partial. Above 2 kHz a pure tone gets a
+  f0)``, so that the harmonic grid passes exactly through the loudest partial. Above 8 kHz a pure tone gets a
   sub-multiple of its frequency: harmonic ``k`` of that grid is the tone, which a harmonic synthesiser handles as
   well (only the amplitudes differ).
 - :func:`harmonic_bank`: ``K`` sinusoids at ``k * f0`` with per-frame amplitudes; frequencies and amplitudes are
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 MIN_F0_HZ = 50.0
-MAX_F0_HZ = 2000.0
+MAX_F0_HZ = 8000.0
 WINDOW_SECONDS = 0.085  # two periods of the lowest f0 fit in half of it (YIN's lag range)
 YIN_THRESHOLD = 0.15
 ENERGY_FLOOR = 1e-10  # per sample: silent frames get periodicity 0

@@ -13,7 +13,7 @@ def _inner(x: torch.Tensor) -> torch.Tensor:
     return x[0, 4:-4]  # frames whose analysis window lies inside the signal
 
 
-@pytest.mark.parametrize("freq", [60.0, 100.0, 440.0, 1000.0, 1900.0])
+@pytest.mark.parametrize("freq", [60.0, 100.0, 440.0, 1000.0, 2500.0, 4000.0, 8000.0])
 def test_a_tone_in_the_f0_range_gives_its_frequency(freq):
     f0, periodicity = frame_pitch(0.1 * torch.sin(2 * math.pi * freq * T)[None], SR, HOP)
     assert f0.shape == periodicity.shape == (1, FRAMES)
@@ -21,12 +21,12 @@ def test_a_tone_in_the_f0_range_gives_its_frequency(freq):
     assert _inner(periodicity).min() > 0.95
 
 
-@pytest.mark.parametrize("freq", [2500.0, 4000.0, 8000.0])
+@pytest.mark.parametrize("freq", [9000.0, 10000.0])
 def test_a_tone_above_the_range_lies_exactly_on_the_harmonic_grid(freq):
     f0, _ = frame_pitch(0.1 * torch.sin(2 * math.pi * freq * T)[None], SR, HOP)
     ratio = freq / _inner(f0)
     assert torch.allclose(ratio, ratio.round(), atol=2e-3)
-    assert (_inner(f0) <= 2000.0 * 1.001).all()
+    assert (_inner(f0) <= 8000.0 * 1.001).all()
 
 
 def test_a_harmonic_note_and_a_missing_fundamental_give_the_fundamental():
