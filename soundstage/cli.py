@@ -263,6 +263,12 @@ def _train(args: argparse.Namespace) -> None:
         task_options["loss_config"] = apply_overrides(CodecLossConfig(), args.loss, "loss option")
     if args.set:
         task_options["model_config"] = apply_overrides(preset_config, args.set, "model option")
+    if args.data_option:
+        if args.component != "codec":
+            raise UsageError(f"--data-option sets codec data options (CodecDataConfig); not for {args.component}")
+        from soundstage.train.codec_task import CODEC_DATA_DEFAULTS
+
+        task_options["data_config"] = apply_overrides(CODEC_DATA_DEFAULTS[args.preset], args.data_option, "data option")
     if args.codec is not None:
         if args.component != "dit":
             raise UsageError("--codec names the codec of a DiT's latent folder; it applies to `train dit` only")
@@ -501,6 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="override a field of the preset's model config, e.g. --set dim=256; a dotted name "
                             "reaches a nested config, e.g. --set conditioners.text_dropout=0.2 (repeatable)")
+    train.add_argument("--data-option", action="append", default=[], metavar="NAME=VALUE",
+                       help="codec only: override a CodecDataConfig field, e.g. --data-option pitched_fraction=0.3 "
+                            "or --data-option tone_gate_step=2000 (repeatable)")
     train.add_argument("--train-only", action="append", default=[], metavar="PREFIX",
                        help="fine-tune only parameters whose names start with PREFIX, freezing the rest, e.g. "
                             "--train-only decoder.head (repeatable)")

@@ -31,6 +31,7 @@ from soundstage.codec.losses import (
 from soundstage.codec.model import CODEC_PRESETS, FOACodec, FOACodecConfig, latent_scale_of
 from soundstage.common.errors import SoundstageError
 from soundstage.data.dataset import FOAClips, FOADataset, centre_crops
+from soundstage.data.pitched import PitchedMixDataset
 from soundstage.train.trainer import TrainConfig
 
 # Per-preset TrainConfig values (what a step costs: docs/training.md).
@@ -56,12 +57,16 @@ class CodecDataConfig:
     # validation at or after tone_gate_step (0: never); tones are what a frame-rate decoder loses (docs/codec.md)
     tone_gate_step: int = 0
     tone_gate_db: float = -10.0
+    # share of training crops replaced by synthetic pitched FOA (soundstage.data.pitched), half of them over the crop
+    pitched_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         if self.crop_seconds <= 0 or self.valid_seconds <= 0:
             raise ValueError("crop_seconds and valid_seconds must be positive")
         if self.valid_clips < 1 or self.cache_mb < 0:
             raise ValueError("valid_clips must be >= 1 and cache_mb >= 0")
+        if not 0.0 <= self.pitched_fraction <= 1.0 or self.tone_gate_step < 0:
+            raise ValueError("pitched_fraction must lie in [0, 1] and tone_gate_step be >= 0")
 
 
 CODEC_DATA_DEFAULTS: dict[str, CodecDataConfig] = {
@@ -77,7 +82,7 @@ class CodecTask:
     """The codec's :class:`~soundstage.train.trainer.TrainTask`."""
 
     model: FOACodec
-    train_dataset: FOADataset
+    train_dataset: FOADataset | PitchedMixDataset
     valid_audio: torch.Tensor  # (N, 4, T) fixed validation crops
     loss: CodecLoss
     out_dir: Path
@@ -193,7 +198,9 @@ def make_codec_task(
     torch.manual_seed(config.seed)  # model init is part of the run's identity
     model = FOACodec(model_config or CODEC_PRESETS[preset])
     sr = model.sample_rate
-    dataset = FOADataset(FOAClips(data_dir, "train", sr, data.cache_mb), data.crop_seconds, seed=config.seed)
+    dataset: Any = FOADataset(FOAClips(data_dir, "train", sr, data.cache_mb), data.crop_seconds, seed=config.seed)
+    if data.pitched_fraction > 0:
+        dataset = PitchedMixDataset(dataset, data.pitched_fraction, dataset.crop_samples, sr, seed=config.seed)
     valid = load_valid_audio(data_dir, sr, data)
     loss = CodecLoss(loss_config, sample_rate=sr)
     task = CodecTask(model=model, train_dataset=dataset, valid_audio=valid, loss=loss, out_dir=config.out_dir,

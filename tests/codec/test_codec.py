@@ -407,15 +407,17 @@ def test_train_cli_passes_loss_and_model_overrides_to_the_task(tiny_data: Path, 
 
     seen = {}
 
-    def fake_make(preset, data, config, loss_config=None, model_config=None):
-        seen.update(loss=loss_config, model=model_config, train_only=config.train_only)
+    def fake_make(preset, data, config, loss_config=None, model_config=None, data_config=None):
+        seen.update(loss=loss_config, model=model_config, data=data_config, train_only=config.train_only)
         raise SystemExit(0)
 
     monkeypatch.setattr(codec_task, "make_codec_task", fake_make)
     with pytest.raises(SystemExit):
         cli.main(["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
-                  "--loss", "broadband_weight=2.5", "--set", "direction_latents=false", "--train-only", "decoder."])
+                  "--loss", "broadband_weight=2.5", "--set", "direction_latents=false", "--train-only", "decoder.",
+                  "--data-option", "pitched_fraction=0.3"])
     assert seen["loss"].broadband_weight == 2.5 and seen["train_only"] == ("decoder.",)
+    assert seen["data"] == dataclasses.replace(CODEC_DATA_DEFAULTS["tiny"], pitched_fraction=0.3)
     assert seen["model"] == dataclasses.replace(CODEC_PRESETS["tiny"], direction_latents=False)
     run = ["train", "codec", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run")]
     assert cli.main([*run, "--set", "latent_channels=many"]) == 2
@@ -425,6 +427,17 @@ def test_train_cli_passes_loss_and_model_overrides_to_the_task(tiny_data: Path, 
     assert cli.main(["train", "elsa", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "run"),
                      "--loss", "broadband_weight=2.5"]) == 2
     assert "--loss sets codec loss weights (CodecLossConfig); elsa has none to set" in capsys.readouterr().err
+    assert cli.main([*run, "--data-option", "pitched_fraction=2"]) == 2
+    assert "pitched_fraction must lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_pitched_fraction_mixes_synthetic_pitched_crops_into_training(tiny_data: Path, tmp_path: Path) -> None:
+    config = TrainConfig(out_dir=tmp_path / "run", **CODEC_TRAIN_DEFAULTS["tiny"])
+    plain = make_codec_task("tiny", tiny_data, config)
+    mixed = make_codec_task("tiny", tiny_data, config,
+                            data_config=dataclasses.replace(CODEC_DATA_DEFAULTS["tiny"], pitched_fraction=1.0))
+    assert mixed.train_dataset[0].shape == plain.train_dataset[0].shape
+    assert not torch.equal(mixed.train_dataset[0], plain.train_dataset[0])
 
 
 def test_calibrate_cli_writes_a_calibrated_copy(tiny_data: Path, tmp_path: Path, capsys) -> None:
