@@ -118,7 +118,7 @@ def frame_pitch(w: torch.Tensor, sample_rate: int, hop: int) -> tuple[torch.Tens
 
 
 def pitch_latents(w: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
-    """``(B, L * hop)`` W -> ``(B, 2, L)`` latent channels: ``log2(f0 / 250 Hz)`` (about [-2.3, 3]) and
+    """``(B, L * hop)`` W -> ``(B, 2, L)`` latent channels: ``log2(f0 / 250 Hz)`` (in [-2.3, 5]) and
     ``2 * periodicity - 1`` (in [-1, 1]); :func:`f0_from_latents` inverts the first."""
     f0, periodicity = frame_pitch(w, sample_rate, hop)
     return torch.stack((torch.log2(f0 / PITCH_REFERENCE_HZ), 2.0 * periodicity - 1.0), dim=1)
@@ -129,14 +129,12 @@ def f0_from_latents(channels: torch.Tensor) -> torch.Tensor:
     return (PITCH_REFERENCE_HZ * torch.exp2(channels[:, 0])).clamp(MIN_F0_HZ, MAX_F0_HZ)
 
 
-def harmonic_bank(f0_hz: torch.Tensor, amplitudes: torch.Tensor, sample_rate: int, hop: int,
-                  phase: torch.Tensor | None = None) -> torch.Tensor:
+def harmonic_bank(f0_hz: torch.Tensor, amplitudes: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
     """``K`` harmonics of a per-frame fundamental, as one continuous-phase signal.
 
     Args:
         f0_hz: ``(B, L)`` fundamental per latent frame (Hz; values <= 0 give silence).
         amplitudes: ``(B, K, L)`` amplitude of harmonic ``k + 1`` per frame (peak amplitude of its sinusoid).
-        phase: ``(B, K)`` starting phases in radians (default 0).
 
     Returns:
         ``(B, L * hop)`` audio. Frame ``l``'s values apply at its centre and are interpolated linearly in between.
@@ -158,9 +156,7 @@ def harmonic_bank(f0_hz: torch.Tensor, amplitudes: torch.Tensor, sample_rate: in
     amp = amp * (freqs < 0.45 * sample_rate) * (f0[:, None] > 0)
     # phase at sample n: sum of the angular steps before it (float64 keeps long clips exact)
     steps = (2 * math.pi / sample_rate) * freqs.double()
-    angle = torch.cumsum(steps, dim=-1) - steps
-    if phase is not None:
-        angle = angle + phase.double()[..., None]
+    angle = torch.cumsum(steps, dim=-1) - steps  # every partial starts at phase 0
     return (amp * torch.sin(angle.remainder(2 * math.pi)).to(amp.dtype)).sum(1)
 
 
