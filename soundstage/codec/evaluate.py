@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from soundstage.common.audio import load_audio, save_audio
 from soundstage.data.manifest import split_records
+from soundstage.data.pitched import note_envelope
 from soundstage.foa import diffuseness, encode_mono
 from soundstage.metrics.audio_metrics import (
     level_error_db,
@@ -111,10 +112,9 @@ def harmonic_note_check(
     attack at 0.3 s and an exponential decay (time constant ``decay_s``); -20 dBFS RMS over the measured part."""
     sr = codec.sample_rate
     t = np.arange(round(seconds * sr)) / sr
-    rel = t - 0.3
-    envelope = np.where(rel < 0, 0.0, np.minimum(rel / 0.005, 1.0) * np.exp(-np.maximum(rel, 0.0) / decay_s))
-    note = envelope * sum(np.sin(2 * math.pi * f0_hz * k * t + k) / k for k in range(1, partials + 1)
-                          if f0_hz * k < 0.45 * sr)
+    partial_sum = sum(np.sin(2 * math.pi * f0_hz * k * t + k) / k for k in range(1, partials + 1)
+                      if f0_hz * k < 0.45 * sr)
+    note = note_envelope(t, 0.3, 0.005, decay_s) * partial_sum
     edge = round(0.25 * sr)
     note = note * 0.1 / np.sqrt(np.mean(note[edge:-edge] ** 2))
     return _plane_wave_check(codec, note, azimuth_deg)

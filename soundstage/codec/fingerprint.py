@@ -17,13 +17,13 @@ import torch
 
 from soundstage.common.pretrained import config_to_dict
 
+from .model import LATER_OPTIONS
+
 FINGERPRINT_HEX = 16  # characters of the sha256 kept: 64 bits, no accidental collision among our codecs
 
 
 def codec_fingerprint(codec: torch.nn.Module) -> str:
     """16 hex characters of sha256 over ``codec.config`` (JSON) and its state dict's tensors in sorted key order."""
-    from .model import LATER_OPTIONS
-
     config = config_to_dict(codec.config)  # type: ignore[attr-defined]
     if all(config.get(k) == v for k, v in LATER_OPTIONS.items()):
         config = {k: v for k, v in config.items() if k not in LATER_OPTIONS}

@@ -157,7 +157,9 @@ class STFTDecoder(nn.Module):
             self.head.weight[: 2 * self.bins].mul_(0.1)
         # per-bin output equaliser, set from the codec config (not saved with the weights)
         self.register_buffer("output_gain", torch.ones(self.bins), persistent=False)
-        self.pitch_channel = pitch_channel
+        if harmonics > 0 and pitch_channel is None:
+            raise ValueError("a harmonic branch (harmonics > 0) needs the pitch_channel it follows")
+        self.pitch_channel = pitch_channel if harmonics > 0 else None
         self.harmonic_head = nn.Conv1d(dim, harmonics, kernel_size=1) if harmonics > 0 else None
         if self.harmonic_head is not None:
             with torch.no_grad():
@@ -170,9 +172,13 @@ class STFTDecoder(nn.Module):
             raise ValueError(f"output gain must have shape ({self.bins},), got {tuple(gain.shape)}")
         self.output_gain = gain.to(self.output_gain)
 
+    def _latent_features(self, latent: torch.Tensor) -> torch.Tensor:
+        """``(B, C, L)`` -> ``(B, dim, L)`` features at the latent rate (shared by the spectrum and harmonic heads)."""
+        return self.latent_blocks(self.embed_norm(self.embed(latent)))
+
     def spectrum(self, latent: torch.Tensor) -> torch.Tensor:
         """``(B, C, L)`` -> complex ``(B, 4, F, L * hop / stft_hop)`` AmbiX spectra."""
-        return self._spectrum(self.latent_blocks(self.embed_norm(self.embed(latent))))
+        return self._spectrum(self._latent_features(latent))
 
     def _spectrum(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(self.out_norm(self.frame_blocks(self.up(x))))
@@ -184,19 +190,15 @@ class STFTDecoder(nn.Module):
         gains = torch.complex(out[:, 2:5], out[:, 5:8])  # (B, 3, F, N) relative to W, in x, y, z order
         return ambix_from_w_xyz(w, gains * w.unsqueeze(1))
 
-    def harmonic_amplitudes(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, dim, L)`` latent-rate features -> ``(B, K, L)`` peak amplitude per harmonic and frame."""
-        assert self.harmonic_head is not None
-        return torch.exp(self.harmonic_head(x).clamp(max=1.0))
-
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        x = self.latent_blocks(self.embed_norm(self.embed(latent)))
+        x = self._latent_features(latent)
         spec = self._spectrum(x)
         b, c, f, n = spec.shape
         audio = istft_same(spec.reshape(b * c, f, n), self.n_fft, self.stft_hop).reshape(b, c, -1)
-        if self.harmonic_head is not None and self.pitch_channel is not None:
+        if self.harmonic_head is not None:
             f0 = f0_from_latents(latent[:, self.pitch_channel : self.pitch_channel + NUM_PITCH_CHANNELS])
-            tonal = harmonic_bank(f0, self.harmonic_amplitudes(x), self.sample_rate, self.hop)
+            amplitudes = torch.exp(self.harmonic_head(x).clamp(max=1.0))  # (B, K, L) peak amplitude per harmonic
+            tonal = harmonic_bank(f0, amplitudes, self.sample_rate, self.hop)
             audio = torch.cat((audio[:, :1] + tonal[:, None], audio[:, 1:]), dim=1)
         return audio
 
@@ -214,7 +216,7 @@ class STFTBackbone(nn.Module):
         self.encoder = STFTEncoder(frame_blocks=config.encoder_frame_blocks, latent_blocks=config.encoder_latent_blocks,
                                    **kwargs)
         harmonics = config.harmonics if config.pitch_latents else 0
-        pitch_channel = config.latent_channels - NUM_DIRECTION_CHANNELS - NUM_PITCH_CHANNELS if harmonics else None
+        pitch_channel = config.latent_channels - NUM_DIRECTION_CHANNELS - NUM_PITCH_CHANNELS
         self.decoder = STFTDecoder(frame_blocks=config.decoder_frame_blocks, latent_blocks=config.decoder_latent_blocks,
                                    sample_rate=config.sample_rate, harmonics=harmonics, pitch_channel=pitch_channel,
                                    **kwargs)

@@ -47,6 +47,13 @@ def _fundamental_track(rng: np.random.Generator, kind: str, samples: int, sample
     return track
 
 
+def note_envelope(t: np.ndarray, onset_s: float, attack_s: float, decay_s: float) -> np.ndarray:
+    """A struck or plucked note's envelope at times ``t`` (s): 0 before ``onset_s``, a linear rise over ``attack_s``,
+    then an exponential decay with time constant ``decay_s``."""
+    rel = t - onset_s
+    return np.where(rel < 0, 0.0, np.minimum(rel / attack_s, 1.0) * np.exp(-np.maximum(rel - attack_s, 0.0) / decay_s))
+
+
 def _envelope(rng: np.random.Generator, samples: int, sample_rate: int) -> np.ndarray:
     if rng.random() < 0.4:
         return np.ones(samples)
@@ -54,10 +61,7 @@ def _envelope(rng: np.random.Generator, samples: int, sample_rate: int) -> np.nd
     t = np.arange(samples) / sample_rate
     for _ in range(int(rng.integers(1, 4))):
         onset = rng.uniform(-0.3, 0.8) * samples / sample_rate
-        attack, decay = rng.uniform(0.002, 0.04), rng.uniform(0.1, 1.5)
-        rel = t - onset
-        note = np.where(rel < 0, 0.0, np.minimum(rel / attack, 1.0) * np.exp(-np.maximum(rel - attack, 0.0) / decay))
-        env = np.maximum(env, note)
+        env = np.maximum(env, note_envelope(t, onset, rng.uniform(0.002, 0.04), rng.uniform(0.1, 1.5)))
     return env
 
 
@@ -133,4 +137,4 @@ class PitchedMixDataset(Dataset):
         return torch.from_numpy(pitched)
 
 
-__all__ = ["PitchedMixDataset", "diffuse_tail", "synthetic_pitched_foa", "synthetic_pitched_mono"]
+__all__ = ["PitchedMixDataset", "diffuse_tail", "note_envelope", "synthetic_pitched_foa", "synthetic_pitched_mono"]
