@@ -29,15 +29,15 @@ from torch.utils.data import Dataset
 
 from soundstage.foa import encode_mono
 
-MIN_F0_HZ = 60.0
-MAX_F0_HZ = 4000.0
+FUNDAMENTAL_RANGE_HZ = (60.0, 4000.0)  # drawn log-uniformly
 
 
 def _fundamental_track(rng: np.random.Generator, kind: str, samples: int, sample_rate: int) -> np.ndarray:
     """Instantaneous fundamental frequency ``(samples,)`` in Hz."""
-    f0 = math.exp(rng.uniform(math.log(MIN_F0_HZ), math.log(MAX_F0_HZ)))
+    low, high = (math.log(f) for f in FUNDAMENTAL_RANGE_HZ)
+    f0 = math.exp(rng.uniform(low, high))
     if kind == "chirp":
-        f1 = math.exp(rng.uniform(math.log(MIN_F0_HZ), math.log(MAX_F0_HZ)))
+        f1 = math.exp(rng.uniform(low, high))
         return np.exp(np.linspace(math.log(f0), math.log(f1), samples))
     track = np.full(samples, f0)
     if kind == "harmonic" and rng.random() < 1 / 3:
