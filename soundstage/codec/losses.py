@@ -3,13 +3,16 @@
 Total loss (weights in :class:`CodecLossConfig`)::
 
     stft_weight * mean_c MRSTFT(channel c) + band_energy_weight * band energy + long_term_band_weight * long-term
-        band energy + spatial_weight * (direction + diffuseness) + intensity_weight * intensity vector
-        + broadband_weight * broadband + mel_weight * log-mel + kl_weight * KL  [+ adversarial terms]
+        band energy + level_weight * level + spatial_weight * (direction + diffuseness)
+        + intensity_weight * intensity vector + broadband_weight * broadband + mel_weight * log-mel
+        + kl_weight * KL  [+ adversarial terms]
 
 - MRSTFT (auraloss) is applied to each AmbiX channel on its own, so that the quiet Z channel counts as much as W.
 - Band energy compares channel levels in coarse time-frequency regions (and, long-term, over the whole crop) after
   the overlap-add: a decoder that invents its phase loses energy where overlapping frames do not cohere, and an L1
   of log magnitudes settles below the mean energy; both would leave the reconstruction too quiet.
+- Level compares each channel's whole-crop energy: band terms average over bands, so a loud band 6 dB low and a
+  quiet band 6 dB high cancel in them while the clip comes back 6 dB quiet (what the evaluation's W level measures).
 - The magnitude terms do not see the sign of X/Y/Z relative to W, where direction lives: the spatial terms
   (:func:`spatial_terms`) compare active intensity direction, diffuseness, intensity vectors and the whole-crop
   intensity (what the evaluation's angle error measures).
@@ -42,6 +45,7 @@ class CodecLossConfig:
     band_energy_n_fft: int = 1024
     band_energy_bands: int = 32  # log-spaced over 23 Hz - 12 kHz at 24 kHz: ~1/3 octave
     long_term_band_weight: float = 1.0  # the same |log10 ratio| on whole-crop band energies
+    level_weight: float = 0.0  # |log10 energy ratio| of each channel over the whole crop (see level_loss)
     intensity_weight: float = 1.0  # region-wise intensity vector error, bounded by 2
     broadband_weight: float = 0.0  # whole-crop intensity vector error, relative to its length (see spatial_terms)
     spatial_weight: float = 1.0  # 1 - cosine lies in [0, 2] and diffuseness error in [0, 1]: same order as MRSTFT
@@ -152,6 +156,17 @@ def band_energy_loss(
     energy = F.avg_pool1d(power, pool, pool, ceil_mode=True).reshape(2, b, c, bands.shape[1], -1)
     floor = energy[1].flatten(1).amax(1)[:, None, None, None] * 10.0 ** (-floor_db / 10.0) + 1e-12
     return (torch.log10(energy[0] + floor) - torch.log10(energy[1] + floor)).abs().mean()
+
+
+def level_loss(pred: torch.Tensor, target: torch.Tensor, floor_db: float = 60.0) -> torch.Tensor:
+    """Mean ``|log10 E_pred - log10 E_target|`` of each channel's whole-signal energy, ``(B, C, T)`` audio.
+
+    A floor ``floor_db`` below each item's loudest channel keeps a near-silent channel (Z of a source on the horizon)
+    from dominating. 0.3 is a 3 dB level error.
+    """
+    energy_p, energy_t = pred.square().sum(-1), target.square().sum(-1)  # (B, C)
+    floor = energy_t.amax(1, keepdim=True) * 10.0 ** (-floor_db / 10.0) + 1e-12
+    return (torch.log10(energy_p + floor) - torch.log10(energy_t + floor)).abs().mean()
 
 
 def spatial_terms(
@@ -275,12 +290,14 @@ class CodecLoss(nn.Module):
             "band_energy": band_energy_loss(pred, target, c.band_energy_n_fft, c.band_energy_bands),
             "long_term_band": band_energy_loss(pred, target, c.band_energy_n_fft, c.band_energy_bands,
                                                region_frames=None),
+            "level": level_loss(pred, target),
             **spatial_terms(pred, target, c.spatial_n_fft, c.spatial_bands, c.spatial_region_frames),
             "kl": kl_loss(mean, std),
         }
         if self.mel is not None:
             terms["mel"] = self.mel(pred, target)
-        weights = {"mel": c.mel_weight, "stft": c.stft_weight, "band_energy": c.band_energy_weight, "long_term_band": c.long_term_band_weight,
+        weights = {"mel": c.mel_weight, "stft": c.stft_weight, "band_energy": c.band_energy_weight,
+                   "long_term_band": c.long_term_band_weight, "level": c.level_weight,
                    "direction": c.spatial_weight, "diffuseness": c.spatial_weight, "intensity_vector": c.intensity_weight,
                    "broadband": c.broadband_weight, "kl": c.kl_weight}
         total = sum(weights[name] * value for name, value in terms.items())

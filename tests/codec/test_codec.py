@@ -23,6 +23,7 @@ from soundstage.codec.losses import (
     LogMelLoss,
     MultiChannelSTFTLoss,
     band_energy_loss,
+    level_loss,
     kl_loss,
     spatial_loss,
     spatial_terms,
@@ -386,12 +387,26 @@ def test_log_mel_loss_forgives_a_partial_one_bin_off_more_than_mrstft_does() -> 
     assert mel_ratio < 0.09 and mrstft_ratio > 0.14
 
 
+def test_level_loss_sees_a_loud_band_low_that_the_band_terms_average_away() -> None:
+    sr = 8000
+    t = torch.arange(sr) / sr
+    low, high = torch.sin(2 * math.pi * 200 * t), 0.01 * torch.sin(2 * math.pi * 2000 * t)
+    target = (low + high).expand(1, 4, -1).clone()
+    pred = (0.5 * low + 2.0 * high).expand(1, 4, -1).clone()  # loud band -6 dB, quiet band +6 dB
+    assert float(level_loss(target, target)) == 0.0
+    assert float(level_loss(pred, target)) == pytest.approx(math.log10(4.0), abs=0.01)  # the clip is 6 dB quiet
+    assert float(level_loss(0.5 * target, target)) == pytest.approx(math.log10(4.0), abs=1e-4)
+    silent_z = target.clone()
+    silent_z[:, 1] = 0.0
+    assert float(level_loss(silent_z, target)) > 1.0  # a lost channel counts, up to the 60 dB floor
+
+
 def test_codec_loss_terms_are_finite_and_kl_is_zero_at_the_prior() -> None:
     codec = tiny_codec()
     foa = torch.from_numpy(synthetic_foa(np.random.default_rng(1), 0.5, 8000, 45.0, 0.0))[None]
     recon, mean, std = codec(foa)
     loss, logs = CodecLoss()(recon, foa, mean, std)
-    assert torch.isfinite(loss) and set(logs) == {"loss_stft", "loss_band_energy", "loss_long_term_band",
+    assert torch.isfinite(loss) and set(logs) == {"loss_stft", "loss_band_energy", "loss_long_term_band", "loss_level",
                                                   "loss_direction", "loss_diffuseness", "loss_intensity_vector",
                                                   "loss_broadband", "loss_kl"}
     assert float(kl_loss(torch.zeros(1, 4, 3), torch.ones(1, 4, 3))) == pytest.approx(0.0)
