@@ -1,7 +1,7 @@
 """Per-channel statistics of a latent folder (``soundstage data encode`` output): what a generator learns on.
 
-For every latent channel of the chosen split's items (whole clips, posterior means, times the folder's single
-``latent_scale``): mean, standard deviation, the posterior std's median, and the channel's share of the total
+For every latent channel of the chosen split's items (whole clips, posterior means normalised as the folder's codec
+normalises them: per-channel statistics when it has them, else its single ``latent_scale``): mean, standard deviation, the posterior std's median, and the channel's share of the total
 variance; plus the correlation between channels (largest off-diagonal pairs). A codec whose channels differ much in
 spread wants per-channel normalisation rather than one scale (issue 18).
 
@@ -33,16 +33,17 @@ def main() -> None:
     info = read_latents_info(args.data)
     records = split_records(args.data, args.split, args.max_items)
     c = info.latent_channels
+    offset, gain = (v.double().numpy()[:, None] for v in (info.normalizer.offset, info.normalizer.gain))
     total, total_sq, cross, count = np.zeros(c), np.zeros(c), np.zeros((c, c)), 0
     posterior_std: list[np.ndarray] = []
     for record in tqdm(records, desc="latent stats", unit="item"):
         tensors = load_file(str(args.data / record["path"]))
-        mean = tensors["mean"].double().numpy() * info.latent_scale  # (C, L)
+        mean = (tensors["mean"].double().numpy() - offset) * gain  # (C, L)
         total += mean.sum(1)
         total_sq += np.square(mean).sum(1)
         cross += mean @ mean.T
         count += mean.shape[1]
-        posterior_std.append(np.median(tensors["std"].double().numpy() * info.latent_scale, axis=1))
+        posterior_std.append(np.median(tensors["std"].double().numpy() * gain, axis=1))
     mu = total / count
     var = total_sq / count - mu**2
     cov = cross / count - np.outer(mu, mu)
@@ -55,13 +56,16 @@ def main() -> None:
     result = {
         "data": str(args.data), "split": args.split, "items": len(records), "frames": int(count),
         "codec_fingerprint": info.codec_fingerprint, "latent_scale": info.latent_scale,
-        "note": "posterior means times the folder's latent_scale; the last 3 channels are the direction track",
+        "per_channel_normalisation": bool(info.latent_mean),
+        "note": "normalised posterior means (as the codec's encode returns them); the last 3 channels are the "
+                "direction track",
         "channels": channels,
         "std_ratio_max_to_min": float(sd.max() / sd.min()),
         "largest_correlations": [{"channels": [i, j], "correlation": float(corr[i, j])} for _, i, j in pairs],
         "machine": machine_info(),
     }
-    print(f"{len(records)} items, {count} frames, latent_scale {info.latent_scale:.4f}")
+    how = "per-channel statistics" if info.latent_mean else f"latent_scale {info.latent_scale:.4f}"
+    print(f"{len(records)} items, {count} frames, normalised by {how}")
     print("channel    mean     std   post.std  var share")
     for ch in channels:
         print(f"{ch['channel']:>7} {ch['mean']:+7.3f} {ch['std']:7.3f} {ch['posterior_std_median']:9.4f} "

@@ -545,7 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="generated: torch CPU threads while embedding (default 1: fastest on a busy machine)")
     ev.set_defaults(handler=_evaluate)
 
-    cal = commands.add_parser("calibrate", help="calibrate a trained codec's output level per frequency")
+    cal = commands.add_parser("calibrate", help="calibrate a trained codec for export: output level per "
+                                 "frequency and per-channel latent statistics")
     cal.add_argument("component", choices=("codec",))
     cal.add_argument("--model", default="small", help="model folder or bundled preset name (default: small)")
     cal.add_argument("--data", type=Path, required=True, help="FOA dataset folder")

@@ -10,8 +10,10 @@ from .model import (
     CodecInputError,
     FOACodec,
     FOACodecConfig,
+    measure_codec_latent_statistics,
     measure_latent_scale,
 )
+from .latent_norm import LatentNormalizer
 
 __all__ = [
     "CODEC_PRESETS",
@@ -19,6 +21,8 @@ __all__ = [
     "CodecInputError",
     "FOACodec",
     "FOACodecConfig",
+    "LatentNormalizer",
     "codec_fingerprint",
+    "measure_codec_latent_statistics",
     "measure_latent_scale",
 ]

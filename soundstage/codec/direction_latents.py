@@ -45,6 +45,15 @@ def frame_direction(foa: torch.Tensor, hop: int) -> torch.Tensor:
     return cross / energy.unsqueeze(1)
 
 
+def clamp_to_unit_ball(direction: torch.Tensor) -> torch.Tensor:
+    """``(B, 3, L)`` regression coefficients with each frame's vector shortened to length <= 1.
+
+    One plane wave gives ``|d| = 1`` and a mix of directions less; a generated track may overshoot, which would ask
+    the decoder for more directional energy than the sound has.
+    """
+    return direction / direction.norm(dim=1, keepdim=True).clamp_min(1.0)
+
+
 def impose_frame_direction(foa: torch.Tensor, direction: torch.Tensor, hop: int, iterations: int = 8) -> torch.Tensor:
     """Add smooth multiples of W to X, Y, Z so that each frame's regression coefficients on W are ``direction``.
 

@@ -12,8 +12,10 @@ With ``direction_latents`` (on in every preset) the last three latent channels a
 latent frame's direction and the decoder pans its output to obey them (:mod:`.direction_latents`), because a
 learned decoder alone leaves a reverberant clip's direction to the net residue of many per-bin errors.
 
-``encode`` returns the posterior mean (or a sample) times ``latent_scale``, measured after training
-(:func:`measure_latent_scale`) so that diffusion sees latents of about unit variance; ``decode`` divides it out.
+``encode`` returns the posterior mean (or a sample) normalised for diffusion (:mod:`.latent_norm`): per channel by the
+``latent_mean`` / ``latent_std`` measured at export when the config has them, else times the pooled ``latent_scale``
+(:func:`measure_latent_scale`); ``decode`` undoes it and clamps the direction track to the unit ball
+(:func:`.direction_latents.clamp_to_unit_ball`).
 Measurements and the design record are in docs/codec.md.
 """
 
@@ -39,9 +41,11 @@ from .direction_latents import (
     DIRECTION_GAIN,
     DIRECTION_STD,
     NUM_DIRECTION_CHANNELS,
+    clamp_to_unit_ball,
     frame_direction,
     impose_frame_direction,
 )
+from .latent_norm import LatentNormalizer, check_latent_statistics, measure_latent_statistics
 from .oobleck import OobleckBackbone
 from .pitch_track import NUM_PITCH_CHANNELS, PITCH_STD, pitch_latents
 from .stft_autoencoder import STFTBackbone
@@ -49,10 +53,10 @@ from .stft_autoencoder import STFTBackbone
 COMPRESSION = 128  # input values (4 channels x hop samples) per latent value
 BACKBONES: dict[str, type[nn.Module]] = {"stft": STFTBackbone, "oobleck": OobleckBackbone}
 ARCHITECTURES = tuple(BACKBONES)
-MEASURED_FIELDS = ("latent_scale", "output_eq_hz", "output_eq_db")  # set after training, not by the recipe
+MEASURED_FIELDS = ("latent_scale", "latent_mean", "latent_std", "output_eq_hz", "output_eq_db")  # set after training, not by the recipe
 # options added after codecs were bundled, with the value that leaves a codec as it was before they existed: a config
 # at these values is fingerprinted without them, so the latents and DiTs of earlier codecs keep their pairing
-LATER_OPTIONS: dict[str, Any] = {"pitch_latents": False, "harmonics": 32}
+LATER_OPTIONS: dict[str, Any] = {"pitch_latents": False, "harmonics": 32, "latent_mean": [], "latent_std": []}
 # decoder options removed after measurement (docs/codec.md) with the value every saved codec has them at
 RETIRED_FIELDS: dict[str, Any] = {"phase_advance": False, "steady_upsampling": False, "cumulative_phase": False,
                                   "head_hidden": 0}
@@ -67,6 +71,9 @@ class FOACodecConfig:
     hop: int = 512  # audio samples per latent frame
     latent_channels: int = 16  # 4 * hop / latent_channels must be 128
     latent_scale: float = 1.0  # multiplies encoder latents; measured after training for ~unit variance
+    # per-channel statistics of the raw posterior means, measured at export; when set they replace latent_scale
+    latent_mean: tuple[float, ...] = ()
+    latent_std: tuple[float, ...] = ()
     # stft arch
     n_fft: int = 1024  # 43 ms window at 24 kHz: enough frequency resolution for intensity per bin
     stft_hop: int = 256  # frame hop; hop / stft_hop stride-2 steps lead to the latent rate
@@ -105,6 +112,9 @@ class FOACodecConfig:
             )
         if not (math.isfinite(self.latent_scale) and self.latent_scale > 0):
             raise ValueError(f"latent_scale must be a positive finite number, got {self.latent_scale}")
+        self.latent_mean = tuple(float(v) for v in self.latent_mean)
+        self.latent_std = tuple(float(v) for v in self.latent_std)
+        check_latent_statistics(self.latent_channels, self.latent_mean, self.latent_std)
         self.oobleck_ratios = tuple(self.oobleck_ratios)
         self.oobleck_multiples = tuple(self.oobleck_multiples)
         self.output_eq_hz = tuple(float(v) for v in self.output_eq_hz)
@@ -280,7 +290,7 @@ class FOACodec(nn.Module, PretrainedMixin):
     @grad_only_for_input
     def encode(self, foa: torch.Tensor, sample: bool = False, sample_rate: int | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
-        """AmbiX audio ``(B, 4, T)`` (or ``(4, T)``) -> latent ``(B, C, ceil(T / hop))`` times ``latent_scale``.
+        """AmbiX audio ``(B, 4, T)`` (or ``(4, T)``) -> normalised latent ``(B, C, ceil(T / hop))``.
 
         Args:
             sample: draw from the posterior instead of returning its mean (the default, deterministic).
@@ -291,13 +301,23 @@ class FOACodec(nn.Module, PretrainedMixin):
         if sample:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             mean = mean + std * noise
-        return mean * self.latent_scale
+        return self.latent_normalizer.normalize(mean)
 
     @grad_only_for_input
     def decode(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Scaled latent ``(B, C, L)`` -> AmbiX audio ``(B, 4, length or L * hop)`` at ``config.sample_rate``."""
-        latent = self.check_latent(latent).to(self.latent_scale.device)
-        return self.decode_unscaled(latent / self.latent_scale, length)
+        """Normalised latent ``(B, C, L)`` -> AmbiX audio ``(B, 4, length or L * hop)`` at ``config.sample_rate``."""
+        raw = self.latent_normalizer.denormalize(self.check_latent(latent).to(self.latent_scale.device))
+        if self.config.direction_latents:
+            k = NUM_DIRECTION_CHANNELS
+            raw = torch.cat((raw[:, :-k], DIRECTION_GAIN * clamp_to_unit_ball(raw[:, -k:] / DIRECTION_GAIN)), dim=1)
+        return self.decode_unscaled(raw, length)
+
+    @property
+    def latent_normalizer(self) -> LatentNormalizer:
+        """The map from raw posterior means to the latents ``encode`` returns (:mod:`.latent_norm`)."""
+        c = self.config
+        return LatentNormalizer.from_statistics(c.latent_channels, float(self.latent_scale), c.latent_mean,
+                                                c.latent_std)
 
     def latent_length(self, num_samples: int) -> int:
         return -(-int(num_samples) // self.hop)
@@ -309,6 +329,10 @@ class FOACodec(nn.Module, PretrainedMixin):
             raise ValueError(f"latent_scale must be a positive finite number, got {value}")
         self.latent_scale.fill_(value)
         self.config = dataclasses.replace(self.config, latent_scale=value)
+
+    def set_latent_statistics(self, mean: Iterable[float], std: Iterable[float]) -> None:
+        """Normalise latents per channel by these raw-posterior statistics (one per channel; see :mod:`.latent_norm`)."""
+        self.config = dataclasses.replace(self.config, latent_mean=tuple(mean), latent_std=tuple(std))  # validates
 
     def set_output_eq(self, hz: Iterable[float], db: Iterable[float]) -> None:
         """Set the output equaliser (config and decoder): gains ``db`` at frequencies ``hz`` (stft arch only)."""
@@ -365,6 +389,19 @@ def measure_latent_scale(codec: FOACodec, clips: Iterable[torch.Tensor], max_bat
         means.append(codec.posterior(codec.check_audio(clip).to(codec.latent_scale.device))[0])
     codec.train(was_training)
     return latent_scale_of(means)
+
+
+@torch.no_grad()
+def measure_codec_latent_statistics(codec: FOACodec, clips: Iterable[torch.Tensor]
+                                    ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of the raw posterior means over ``clips`` (each ``(4, T)`` or ``(B, 4, T)``); set
+    them with ``codec.set_latent_statistics(...)`` at export."""
+    was_training = codec.training
+    codec.eval()
+    device = codec.latent_scale.device
+    result = measure_latent_statistics(codec.posterior(codec.check_audio(clip).to(device))[0] for clip in clips)
+    codec.train(was_training)
+    return result
 
 
 def latent_scale_of(means: Iterable[torch.Tensor]) -> float:

@@ -2,7 +2,8 @@
 
 Layout::
 
-    latents.json              which codec made it (fingerprint, latent scale, channels, hop, rate), rotations, seed
+    latents.json              which codec made it (fingerprint, latent normalisation, channels, hop, rate), rotations,
+                              seed
     manifest.jsonl            one record per item: the source manifest's keys for the rotated clip, ``yaw_deg``,
                               ``latent_frames``, ``audio_path`` (the source clip) and ``path`` -> latents/<key>.safetensors
     latents/<key>.safetensors ``mean``, ``std``: the codec's UNSCALED posterior, ``(C, L)`` float32
@@ -24,6 +25,7 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import Dataset
 
+from ..codec.latent_norm import LatentNormalizer, check_latent_statistics
 from ..common.errors import SoundstageError
 from .dataset import crop_or_pad, random_offset
 from .manifest import split_records
@@ -48,6 +50,18 @@ class LatentsInfo:
     rotations: int  # yaw versions per clip (version 0 = the clip as recorded)
     seed: int  # seeds the yaws and the regenerated captions
     source_dataset: str  # the FOA dataset folder that was encoded
+    # the codec's per-channel statistics of the stored latents, when it has them (they then replace latent_scale)
+    latent_mean: tuple[float, ...] = ()
+    latent_std: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_latent_statistics(self.latent_channels, self.latent_mean, self.latent_std)
+
+    @property
+    def normalizer(self) -> LatentNormalizer:
+        """Stored (raw) latents -> what the DiT learns, as the codec's ``encode`` normalises them."""
+        return LatentNormalizer.from_statistics(self.latent_channels, self.latent_scale, self.latent_mean,
+                                                self.latent_std)
 
     @property
     def frame_rate(self) -> float:
@@ -61,8 +75,11 @@ def read_latents_info(folder: str | Path) -> LatentsInfo:
     if not path.exists():
         raise LatentFolderError(f"{folder}: no {LATENTS_INFO_NAME}; make a latent folder with `soundstage data encode`")
     try:
-        return LatentsInfo(**json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
+        values = json.loads(path.read_text())
+        for key in ("latent_mean", "latent_std"):
+            values[key] = tuple(values.get(key, ()))
+        return LatentsInfo(**values)
+    except (json.JSONDecodeError, TypeError, AttributeError, ValueError) as exc:
         raise LatentFolderError(f"{path}: not a valid {LATENTS_INFO_NAME} ({exc})") from exc
 
 

@@ -1,7 +1,7 @@
 """Spatial control through the codec's direction track: trajectories and the direction lock.
 
-The codec's last three latent channels hold ``latent_scale * DIRECTION_GAIN * d`` per latent frame, ``d`` the frame's
-x, y, z regression on W (its direction times its directness ``|d|``), and the decoder pans its output to obey them
+The codec's last three raw latent channels hold ``DIRECTION_GAIN * d`` per latent frame (normalised like every channel
+in the latent a DiT generates: ``codec.latent_normalizer``), ``d`` the frame's x, y, z regression on W (its direction times its directness ``|d|``), and the decoder pans its output to obey them
 (codec/direction_latents.py). So a requested direction is imposed exactly by rewriting the track's direction while
 keeping its magnitude (the directness the model generated): :func:`lock_direction`. A moving source is a per-frame
 target (:func:`trajectory_vectors`) from keyframes ``"T:AZ:EL,..."`` (:func:`parse_trajectory`), each segment the
@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 
 from soundstage.codec.direction_latents import DIRECTION_GAIN, NUM_DIRECTION_CHANNELS
+from soundstage.codec.latent_norm import LatentNormalizer
 from soundstage.foa import direction_vector, wrap_degrees
 
 from .errors import GenerationError
@@ -103,27 +104,29 @@ def trajectory_vectors(keyframes: list[Keyframe], num_frames: int, frame_rate: f
     return out.float()
 
 
-def lock_direction(latent: torch.Tensor, targets: torch.Tensor, latent_scale: float | torch.Tensor,
+def lock_direction(latent: torch.Tensor, targets: torch.Tensor, normalizer: LatentNormalizer,
                    min_directness: float = MIN_DIRECTNESS) -> torch.Tensor:
     """Point each frame's direction track at its target, keeping the track's magnitude (the frame's directness).
 
     Args:
-        latent: ``(B, C, L)`` scaled codec latent; channels ``C - 3 .. C - 1`` are the x, y, z direction track.
+        latent: ``(B, C, L)`` normalised codec latent; channels ``C - 3 .. C - 1`` are the x, y, z direction track.
         targets: unit directions broadcastable to ``(B, L, 3)`` in x, y, z order (e.g. ``(L, 3)`` or ``(B, 1, 3)``).
-        latent_scale: the codec's latent scale (the track holds ``latent_scale * DIRECTION_GAIN * d``).
+        normalizer: the codec's ``latent_normalizer`` (the raw track holds ``DIRECTION_GAIN * d``).
         min_directness: a frame's ``|d|`` is raised to at least this (see ``MIN_DIRECTNESS``).
 
     Returns:
-        ``(B, C, L)``: the other channels unchanged; the track ``max(|track|, floor) * target``.
+        ``(B, C, L)``: the other channels unchanged; the raw track ``max(|track|, floor) * target``, normalised.
     """
     k = NUM_DIRECTION_CHANNELS
-    track = latent[:, -k:]
-    floor = min_directness * DIRECTION_GAIN * float(latent_scale)
-    magnitude = track.norm(dim=1, keepdim=True).clamp_min(floor)  # (B, 1, L)
+    track_norm = normalizer.channels(slice(-k, None))
+    track = track_norm.denormalize(latent[:, -k:])
+    magnitude = track.norm(dim=1, keepdim=True).clamp_min(min_directness * DIRECTION_GAIN)  # (B, 1, L)
     unit = torch.broadcast_to(targets.to(latent), (latent.shape[0], latent.shape[-1], k)).transpose(1, 2)
-    return torch.cat((latent[:, :-k], magnitude * unit), dim=1)
+    return torch.cat((latent[:, :-k], track_norm.normalize(magnitude * unit)), dim=1)
 
 
-def track_directions(latent: torch.Tensor) -> torch.Tensor:
-    """The direction track of a ``(B, C, L)`` latent as ``(B, L, 3)`` x, y, z vectors (not normalised)."""
-    return latent[:, -NUM_DIRECTION_CHANNELS:].transpose(1, 2)
+def track_directions(latent: torch.Tensor, normalizer: LatentNormalizer) -> torch.Tensor:
+    """The raw direction track (``DIRECTION_GAIN * d``) of a normalised ``(B, C, L)`` latent as ``(B, L, 3)`` x, y, z
+    vectors."""
+    k = NUM_DIRECTION_CHANNELS
+    return normalizer.channels(slice(-k, None)).denormalize(latent[:, -k:]).transpose(1, 2)

@@ -234,8 +234,8 @@ class SoundstagePipeline:
         uncond = conditioners(self.condition_batch(request, negative=True) if request.negative_prompt
                               else batch.null_like())
         targets = self.direction_targets(request, frames)
-        scale = float(self.codec.latent_scale)
-        transform = None if targets is None else (lambda x0, t: lock_direction(x0, targets.to(x0), scale))
+        normalizer = self.codec.latent_normalizer
+        transform = None if targets is None else (lambda x0, t: lock_direction(x0, targets.to(x0), normalizer))
         velocity = guided_velocity(self.dit, cond, uncond, request.cfg_scale, self.defaults.guidance_interval,
                                    transform)
         channels = self.dit.config.latent_channels
@@ -261,7 +261,7 @@ class SoundstagePipeline:
         finally:
             bar.close()
         if targets is not None:
-            latent = lock_direction(latent, targets.to(latent), scale)
+            latent = lock_direction(latent, targets.to(latent), normalizer)
         sampled = time.perf_counter()
         foa = self.codec.decode(latent, length=num_samples).float()
         timings = {"conditioning": conditioned - started, "dit": sampled - conditioned,

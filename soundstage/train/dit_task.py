@@ -1,8 +1,8 @@
 """DiT training task for the shared loop: ``soundstage train dit --preset small --data LATENTS --out DIR``.
 
 Data: random crops of a latent folder's ``train`` items (:class:`soundstage.data.latents.LatentDataset`); each step
-draws x0 = (mean + std * eps) * latent_scale, the conditioning dropout (:meth:`Conditioners.training_drop`: the
-mode of each example, parametric / descriptive / both / none, then each conditioner's own dropout) and the flow
+draws x0 = mean + std * eps normalised as the codec's ``encode`` does (``LatentsInfo.normalizer``), the
+conditioning dropout (:meth:`Conditioners.training_drop`: the mode of each example, parametric / descriptive / both / none, then each conditioner's own dropout) and the flow
 loss's t and noise from a generator seeded by the batch's item seeds, so a step is a pure function of its stream
 indices and a resumed run trains exactly as a straight one. The frozen text model's and ELSA's caches are filled in
 a fixed order at setup, so cold caches after a restart give the same features.
@@ -133,7 +133,7 @@ class DITTask:
         mean, std, mask = batch["mean"], batch["std"], batch["frame_mask"]
         cpu, device = batch_generators(batch["seeds"], mean.device)
         eps = torch.randn(mean.shape, generator=device, device=mean.device)
-        x0 = (mean + std * eps) * self.info.latent_scale * mask.unsqueeze(1)
+        x0 = self.info.normalizer.normalize(mean + std * eps) * mask.unsqueeze(1)
         drop = dit.conditioners.training_drop(len(mean), generator=cpu)
         seconds = self._seconds(batch["frames"])
         conditions = ConditionBatch.from_records([{**r, "seconds": s} for r, s in zip(batch["records"], seconds)])
@@ -150,7 +150,7 @@ class DITTask:
     def _valid_flow_loss(self, dit: SpatialDiT, device: torch.device) -> dict[str, float]:
         """Flow loss of the posterior means of the valid items at ``valid_draws`` fixed (t, noise) draws per mode."""
         batch = collate_latents(self.valid_items)
-        x0 = batch["mean"].to(device) * self.info.latent_scale
+        x0 = self.info.normalizer.normalize(batch["mean"].to(device))
         mask = batch["frame_mask"].to(device)
         seconds = self._seconds(batch["frames"])
         losses = {}

@@ -159,7 +159,8 @@ def encode_latents(
     cfg = codec.config
     info = LatentsInfo(codec_fingerprint=codec_fingerprint(codec), latent_scale=float(codec.latent_scale),
                        latent_channels=cfg.latent_channels, hop=cfg.hop, sample_rate=cfg.sample_rate,
-                       rotations=rotations, seed=seed, source_dataset=str(data_dir.resolve()))
+                       rotations=rotations, seed=seed, source_dataset=str(data_dir.resolve()),
+                       latent_mean=cfg.latent_mean, latent_std=cfg.latent_std)
     _check_folder(out_dir, info)
     write_latents_info(out_dir, info)
     (out_dir / LATENTS_SUBDIR).mkdir(exist_ok=True)

@@ -62,8 +62,12 @@ def test_output_depends_on_time_condition_and_position() -> None:
     same = Conditioning(cond.tokens[:1].expand(2, -1, -1), cond.mask[:1].expand(2, -1), cond.global_vector[:1].expand(2, -1))
     v = model(x, torch.tensor([0.2, 0.9]), same)
     assert not torch.allclose(v[0], v[1])  # different times
-    flat = model(torch.ones(1, 16, 8), torch.tensor([0.5]), Conditioning(*(a[:1] for a in (cond.tokens, cond.mask, cond.global_vector))))
-    assert not torch.allclose(flat[0, :, 0], flat[0, :, 5])  # rotary positions tell equal frames apart
+    # without positions every part of the model treats frames as a set (permuting them permutes the output);
+    # rotary positions make order matter
+    one = Conditioning(*(a[:1] for a in (cond.tokens, cond.mask, cond.global_vector)))
+    frames, order = torch.randn(1, 16, 8), torch.tensor([3, 1, 7, 0, 5, 2, 6, 4])
+    v, permuted = model(frames, torch.tensor([0.5]), one), model(frames[:, :, order], torch.tensor([0.5]), one)
+    assert (permuted - v[:, :, order]).abs().max() > 0.1 * v.abs().max()
 
 
 def test_round_trip_keeps_nested_config_and_excludes_frozen_encoders(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from soundstage.codec.direction_latents import DIRECTION_GAIN
+from soundstage.codec.latent_norm import LatentNormalizer
 from soundstage.foa import angle_between_deg, direction_vector, vector_to_angles
 from soundstage.sample.direction import (
     Keyframe,
@@ -67,19 +68,24 @@ def test_interpolation_over_elevation_and_hold_before_the_first_keyframe() -> No
     assert torch.allclose(el[middle], 45 * (centres[middle] - 1), atol=1e-3)
 
 
-def test_lock_sets_the_direction_exactly_and_keeps_the_magnitude() -> None:
+PER_CHANNEL = LatentNormalizer.from_statistics(8, 1.0, [0.0] * 5 + [0.4, -0.3, 0.1], [1.0] * 5 + [0.5, 2.0, 0.8])
+
+
+@pytest.mark.parametrize("normalizer", [LatentNormalizer.from_statistics(8, 0.7), PER_CHANNEL],
+                         ids=["pooled scale", "per-channel"])
+def test_lock_sets_the_direction_exactly_and_keeps_the_magnitude(normalizer: LatentNormalizer) -> None:
     g = torch.Generator().manual_seed(0)
     latent = torch.randn(2, 8, 30, generator=g)
     targets = trajectory_vectors(parse_trajectory("0:90:0,3:-90:20"), 30, 10.0)
-    locked = lock_direction(latent, targets, latent_scale=0.7)
+    locked = lock_direction(latent, targets, normalizer)
     assert torch.equal(locked[:, :-3], latent[:, :-3])
-    track = track_directions(locked)
-    assert torch.allclose(track.norm(dim=-1), track_directions(latent).norm(dim=-1), atol=1e-5)
+    track = track_directions(locked, normalizer)
+    assert torch.allclose(track.norm(dim=-1), track_directions(latent, normalizer).norm(dim=-1), atol=1e-5)
     assert angle_between_deg(track, targets).max() < 0.01
 
 
 def test_lock_gives_a_zero_track_the_floor_directness() -> None:
-    latent = torch.zeros(1, 8, 5)
-    locked = lock_direction(latent, direction_vector(-30.0, 10.0), latent_scale=2.0, min_directness=0.1)
-    track = track_directions(locked)[0]
-    assert torch.allclose(track, 0.1 * DIRECTION_GAIN * 2.0 * direction_vector(-30.0, 10.0).expand(5, 3), atol=1e-6)
+    latent = PER_CHANNEL.normalize(torch.zeros(1, 8, 5))  # a raw track of zeros
+    locked = lock_direction(latent, direction_vector(-30.0, 10.0), PER_CHANNEL, min_directness=0.1)
+    track = track_directions(locked, PER_CHANNEL)[0]
+    assert torch.allclose(track, 0.1 * DIRECTION_GAIN * direction_vector(-30.0, 10.0).expand(5, 3), atol=1e-6)

@@ -72,7 +72,7 @@ def test_azimuth_is_wrapped(pipe: SoundstagePipeline) -> None:
 def test_direction_lock_sets_the_track_and_the_decoded_direction(pipe: SoundstagePipeline) -> None:
     result = pipe("a dog barks", azimuth_deg=60.0, elevation_deg=20.0, seconds=1.6, seed=0, **FAST)
     target = direction_vector(60.0, 20.0)
-    assert angle_between_deg(track_directions(result.latent), target).max() < 0.01
+    assert angle_between_deg(track_directions(result.latent, pipe.codec.latent_normalizer), target).max() < 0.01
     # the codec's contract: each latent frame's regression of x, y, z on W is the track, so the W-energy-weighted
     # frame direction is the request exactly
     d = frame_direction(result.foa, pipe.codec.hop)[0]
@@ -83,14 +83,14 @@ def test_direction_lock_sets_the_track_and_the_decoded_direction(pipe: Soundstag
     assert great_circle_deg(*broadband_doa(result.foa, hop_length=128), 60.0, 20.0).item() < 1.5
     assert great_circle_deg(*broadband_doa(result.foa), 60.0, 20.0).item() < 7.0
     free = pipe("a dog barks", azimuth_deg=60.0, elevation_deg=20.0, seconds=1.6, seed=0, direction_lock=False, **FAST)
-    assert angle_between_deg(track_directions(free.latent), target).median() > 10  # untrained: no direction of its own
+    assert angle_between_deg(track_directions(free.latent, pipe.codec.latent_normalizer), target).median() > 10  # untrained: no direction of its own
 
 
 def test_trajectory_drives_the_track_frame_by_frame(pipe: SoundstagePipeline) -> None:
     result = pipe("a bee", trajectory="0:90:0,1.5:-90:0", seconds=2.0, seed=2, **FAST)
     frames = result.latent.shape[-1]
     expected = trajectory_vectors(parse_trajectory("0:90:0,1.5:-90:0"), frames, 8000 / 256)
-    assert angle_between_deg(track_directions(result.latent)[0], expected).max() < 0.01
+    assert angle_between_deg(track_directions(result.latent, pipe.codec.latent_normalizer)[0], expected).max() < 0.01
     azimuth, elevation = result.requested.direction  # the centre of the clip (1 s): 90 - 180 / 1.5 = -30 deg
     assert azimuth == pytest.approx(-30.0, abs=1e-3) and elevation == pytest.approx(0.0, abs=1e-4)
 
@@ -132,7 +132,7 @@ def test_init_audio_mono_is_placed_at_the_request_and_kept_at_low_strength(pipe:
                init_sample_rate=16000, init_strength=1.0, **FAST)
     encoded = pipe.codec.encode(encode_mono(torch.from_numpy(mono[::2].copy()), 45.0, 0.0)[None])
     assert (near.latent - encoded).norm() < 0.2 * (far.latent - encoded).norm()
-    azimuth, elevation = vector_to_angles(track_directions(near.latent)[0].sum(0))
+    azimuth, elevation = vector_to_angles(track_directions(near.latent, pipe.codec.latent_normalizer)[0].sum(0))
     assert great_circle_deg(azimuth, elevation, 45.0, 0.0).item() < 5.0
     with pytest.raises(GenerationError, match="init_audio must be"):
         pipe("noise", azimuth_deg=45.0, init_audio=np.zeros((3, 100), np.float32), **FAST)
