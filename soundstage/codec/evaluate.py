@@ -10,12 +10,13 @@ Every clip is encoded (posterior mean) and decoded at full length, then compared
 | ``diffuseness_error`` | absolute difference of broadband diffuseness (each clip also records ``input_diffuseness``) |
 | ``w_band_error_db`` / ``w_band_bias_db`` | W 1/3-octave band level error (dB), median over (clip, band) pairs; signed |
 | ``w_level_error_db`` | the W channel's whole-clip level, reconstruction minus input (dB, signed) |
+| ``input_periodicity`` | the input W's periodicity (pitch tracker, energy-weighted over frames): >= 0.5 is "pitched" |
 
 The band error is a median, so clips that come back far too quiet hardly move it; ``w_level_error_db`` shows them.
 :func:`steady_tone_check` and :func:`harmonic_note_check` add plane-wave tones and a decaying harmonic note, which
-sound-effect clips seldom hold. ``TARGETS`` are the
-bundled ``small`` codec's; results and their history: docs/codec.md. With ``--out`` it also writes a plot and
-``<name>_examples/`` (inputs and reconstructions of the first clips).
+sound-effect clips seldom hold. The share of clips within 3 dB of their level is reported for pitched and unpitched
+clips apart, and per class. ``TARGETS`` are codec v2's (issue 18); results and their history: docs/codec.md. With
+``--out`` it also writes a plot and ``<name>_examples/`` (inputs and reconstructions of the first clips).
 """
 
 from __future__ import annotations
@@ -46,9 +47,15 @@ from soundstage.metrics.audio_metrics import (
 from soundstage.metrics.spatial_metrics import broadband_direction_error_deg
 
 from .model import FOACodec
+from .pitch_track import frame_pitch
 
 CHANNELS = ("W", "Y", "Z", "X")
-TARGETS = {"angle_error_deg_median": 5.0, "w_band_error_db_median": 3.0}  # upper bounds
+# summary key -> (bound, value): "max" an upper bound, "min" a lower one
+TARGETS: dict[str, tuple[str, float]] = {
+    "angle_error_deg_median": ("max", 2.5), "w_band_error_db_median": ("max", 2.0),
+    "w_level_within_3db_fraction": ("min", 0.9)}
+PLANE_WAVE_TARGETS = {"level_error_db_abs_max": 3.0, "angle_error_deg_max": 3.0}  # every tone and the harmonic note
+PITCHED_PERIODICITY = 0.5  # a clip whose input periodicity reaches this counts as pitched
 
 
 @torch.no_grad()
@@ -73,7 +80,41 @@ def clip_metrics(codec: FOACodec, foa: torch.Tensor) -> tuple[dict[str, float], 
     metrics["w_level_error_db"] = level_error_db(recon[0], foa[0])
     bands = third_octave_band_energy_error_db(recon[0], foa[0], sr, signed=True).numpy()
     metrics["w_band_error_db"] = float(np.nanmedian(np.abs(bands))) if np.isfinite(bands).any() else math.nan
+    metrics["input_periodicity"] = clip_periodicity(foa[0], sr, codec.hop)
     return metrics, bands, recon
+
+
+def clip_periodicity(w: torch.Tensor, sample_rate: int, hop: int) -> float:
+    """Periodicity of a ``(T,)`` mono signal in [0, 1]: the pitch tracker's per-frame periodicity averaged with each
+    frame's energy as weight (a steady tone ~1, noise ~0; silence does not count)."""
+    frames = -(-w.shape[-1] // hop)
+    padded = torch.nn.functional.pad(w.float().cpu(), (0, frames * hop - w.shape[-1]))[None]
+    _, periodicity = frame_pitch(padded, sample_rate, hop)
+    energy = padded.reshape(frames, hop).square().sum(-1)
+    return float((periodicity[0] * energy).sum() / energy.sum().clamp_min(1e-20))
+
+
+def level_shares(clips: list[dict[str, Any]]) -> dict[str, Any]:
+    """Share of clips whose W level is within 3 dB, over all, pitched and unpitched clips, and per class (when the
+    clips carry one), with the median signed level error and mean periodicity of each class; None for no clips."""
+    def within(group: list[dict[str, Any]]) -> float | None:
+        errors = np.array([c["w_level_error_db"] for c in group], dtype=np.float64)
+        errors = errors[np.isfinite(errors)]
+        return float(np.mean(np.abs(errors) <= 3.0)) if errors.size else None
+
+    pitched = [c for c in clips if c["input_periodicity"] >= PITCHED_PERIODICITY]
+    unpitched = [c for c in clips if c["input_periodicity"] < PITCHED_PERIODICITY]
+    classes: dict[str, list[dict[str, Any]]] = {}
+    for clip in clips:
+        if clip.get("class"):
+            classes.setdefault(clip["class"], []).append(clip)
+    by_class = {name: {"clips": len(group), "w_level_within_3db_fraction": within(group),
+                       "w_level_error_db_median": float(np.median([c["w_level_error_db"] for c in group])),
+                       "input_periodicity_mean": float(np.mean([c["input_periodicity"] for c in group]))}
+                for name, group in sorted(classes.items())}
+    return {"w_level_within_3db_fraction": within(clips), "pitched_clips": len(pitched),
+            "w_level_within_3db_fraction_pitched": within(pitched), "unpitched_clips": len(unpitched),
+            "w_level_within_3db_fraction_unpitched": within(unpitched), "by_class": by_class}
 
 
 TONE_FREQUENCIES_HZ = (100.0, 250.0, 1000.0, 4000.0, 8000.0)  # issue 18's range: 100 Hz - 8 kHz
@@ -154,7 +195,7 @@ def evaluate_codec(
         metrics, bands, recon = clip_metrics(codec, foa)
         all_bands.append(bands)
         seconds += audio.shape[1] / codec.sample_rate
-        clips.append({"path": record["path"], "t30_s": record["t30_s"], **metrics})
+        clips.append({"path": record["path"], "class": record.get("class", ""), "t30_s": record["t30_s"], **metrics})
         if example_dir is not None and i < examples:
             name = Path(record["path"]).stem
             save_audio(example_dir / f"{name}_input.wav", audio, codec.sample_rate)
@@ -163,7 +204,7 @@ def evaluate_codec(
 
     summary: dict[str, float] = {}
     for key in clips[0]:
-        if key in ("path", "t30_s", "input_diffuseness", "w_band_error_db"):
+        if key in ("path", "class", "t30_s", "input_diffuseness", "input_periodicity", "w_band_error_db"):
             continue
         median, mean = _nan_stats([c[key] for c in clips])
         summary[f"{key}_median"], summary[f"{key}_mean"] = median, mean
@@ -174,9 +215,22 @@ def evaluate_codec(
         summary["w_band_bias_db_median"] = float(np.median(pooled))  # < 0: too quiet
     else:
         summary.update(w_band_error_db_median=math.nan, w_band_error_db_mean=math.nan, w_band_bias_db_median=math.nan)
-    level_errors = np.array([c["w_level_error_db"] for c in clips], dtype=np.float64)
-    summary["w_level_within_3db_fraction"] = float(np.mean(np.abs(level_errors[np.isfinite(level_errors)]) <= 3.0))
-    targets = {k: {"target_max": v, "value": summary[k], "met": bool(summary[k] <= v)} for k, v in TARGETS.items()}
+    shares = level_shares(clips)
+    by_class = shares.pop("by_class")
+    summary.update(shares)
+    steady_tones, harmonic_note = steady_tone_check(codec), harmonic_note_check(codec)
+    targets = {k: {"bound": bound, "target": v, "value": summary[k],
+                   "met": summary[k] is not None and bool(summary[k] <= v if bound == "max" else summary[k] >= v)}
+               for k, (bound, v) in TARGETS.items()}
+    plane_waves = [*steady_tones.values(), harmonic_note]
+    worst_level = max(abs(r["level_error_db"]) for r in plane_waves)
+    worst_angle = max(r["angle_error_deg"] for r in plane_waves)
+    targets["tones_and_note_level_error_db_abs_max"] = {
+        "bound": "max", "target": PLANE_WAVE_TARGETS["level_error_db_abs_max"], "value": worst_level,
+        "met": bool(worst_level <= PLANE_WAVE_TARGETS["level_error_db_abs_max"])}
+    targets["tones_and_note_angle_error_deg_max"] = {
+        "bound": "max", "target": PLANE_WAVE_TARGETS["angle_error_deg_max"], "value": worst_angle,
+        "met": bool(worst_angle <= PLANE_WAVE_TARGETS["angle_error_deg_max"])}
     result = {
         "model": str(model),
         "data": str(data_dir),
@@ -187,8 +241,9 @@ def evaluate_codec(
         "eval_seconds": elapsed,
         "summary": summary,
         "targets": targets,
-        "steady_tones": steady_tone_check(codec),
-        "harmonic_note": harmonic_note_check(codec),
+        "steady_tones": steady_tones,
+        "harmonic_note": harmonic_note,
+        "classes": by_class,
         "clips": clips,
     }
     print(format_table(result))
@@ -213,7 +268,7 @@ def plot_codec_evaluation(clips: list[dict[str, Any]], band_errors: np.ndarray, 
     points = left.scatter([c["input_diffuseness"] for c in clips], [c["angle_error_deg"] for c in clips],
                           c=[c["t30_s"] for c in clips], cmap="viridis", s=12, alpha=0.8)
     fig.colorbar(points, ax=left, label="room T30 (s)")
-    left.axhline(TARGETS["angle_error_deg_median"], color="tab:red", lw=1, ls="--", label="target (median)")
+    left.axhline(TARGETS["angle_error_deg_median"][1], color="tab:red", lw=1, ls="--", label="target (median)")
     left.set(xlabel="input broadband diffuseness", ylabel="angle error (deg)", yscale="log",
              title="broadband direction error per clip")
     left.legend()
@@ -223,7 +278,7 @@ def plot_codec_evaluation(clips: list[dict[str, Any]], band_errors: np.ndarray, 
         low, median, high = np.nanpercentile(band_errors, [25, 50, 75], axis=0)
     right.fill_between(centers, low, high, alpha=0.3, label="25-75 %")
     right.semilogx(centers, median, marker="o", ms=3, label="median")
-    right.axhline(TARGETS["w_band_error_db_median"], color="tab:red", lw=1, ls="--", label="target (median)")
+    right.axhline(TARGETS["w_band_error_db_median"][1], color="tab:red", lw=1, ls="--", label="target (median)")
     right.set(xlabel="1/3-octave band (Hz)", ylabel="|level error| (dB)", title="W channel band level error")
     right.legend()
     fig.tight_layout()
@@ -250,6 +305,18 @@ def format_table(result: dict[str, Any]) -> str:
     note = result["harmonic_note"]
     lines.append(f"harmonic note 220 Hz x 8 (level / direction error): {note['level_error_db']:+.1f} dB / "
                  f"{note['angle_error_deg']:.1f} deg")
+    def share(key: str) -> str:
+        return "n/a" if s[key] is None else f"{s[key]:.1%}"
+
+    lines.append(f"W level within 3 dB: {share('w_level_within_3db_fraction')} of clips; pitched "
+                 f"{share('w_level_within_3db_fraction_pitched')} of {s['pitched_clips']}, unpitched "
+                 f"{share('w_level_within_3db_fraction_unpitched')} of {s['unpitched_clips']}")
+    worst = sorted(result["classes"].items(), key=lambda kv: kv[1]["w_level_within_3db_fraction"] or 0.0)[:5]
+    if worst:
+        lines.append("classes least often within 3 dB: " + ", ".join(
+            f"{name} {c['w_level_within_3db_fraction']:.0%} ({c['w_level_error_db_median']:+.1f} dB)"
+            for name, c in worst))
     for key, t in result["targets"].items():
-        lines.append(f"target {key} <= {t['target_max']}: {t['value']:.3f} ({'met' if t['met'] else 'NOT met'})")
+        sign = "<=" if t["bound"] == "max" else ">="
+        lines.append(f"target {key} {sign} {t['target']}: {t['value']:.3f} ({'met' if t['met'] else 'NOT met'})")
     return "\n".join(lines)

@@ -567,7 +567,7 @@ def test_adversarial_flag_adds_discriminator_terms(tiny_data: Path, tmp_path: Pa
 class _RotatingCodec:
     """Stands in for a codec whose reconstruction is the input turned 30 degrees to the left and 6 dB quieter."""
 
-    sample_rate = 8000
+    sample_rate, hop = 8000, 256
 
     def encode(self, foa: torch.Tensor) -> torch.Tensor:
         return foa
@@ -576,8 +576,28 @@ class _RotatingCodec:
         return 0.5 * rotate_foa(latent, yaw_deg=30.0)[..., :length]
 
 
+def test_clip_periodicity_tells_a_tone_from_noise_and_shares_split_pitched_clips() -> None:
+    from soundstage.codec.evaluate import clip_periodicity, level_shares
+
+    sr, hop = 24000, 512
+    t = torch.arange(sr) / sr
+    tone = 0.1 * torch.sin(2 * math.pi * 330.0 * t)
+    noise = 0.1 * torch.randn(sr, generator=torch.Generator().manual_seed(0))
+    assert clip_periodicity(tone, sr, hop) > 0.9 and clip_periodicity(noise, sr, hop) < 0.3
+    half_silent = torch.cat((tone[: sr // 2], torch.zeros(sr // 2)))
+    assert clip_periodicity(half_silent, sr, hop) > 0.9  # silence does not count
+    clips = [{"class": "bell", "input_periodicity": 0.95, "w_level_error_db": -5.0},
+             {"class": "bell", "input_periodicity": 0.9, "w_level_error_db": -1.0},
+             {"class": "rain", "input_periodicity": 0.1, "w_level_error_db": 0.5}]
+    shares = level_shares(clips)
+    assert (shares["pitched_clips"], shares["w_level_within_3db_fraction_pitched"]) == (2, 0.5)
+    assert (shares["unpitched_clips"], shares["w_level_within_3db_fraction_unpitched"]) == (1, 1.0)
+    assert shares["w_level_within_3db_fraction"] == pytest.approx(2 / 3)
+    assert shares["by_class"]["bell"]["w_level_error_db_median"] == -3.0
+
+
 def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examples(
-    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from soundstage.codec import evaluate as codec_evaluate
 
@@ -604,7 +624,12 @@ def test_evaluate_codec_measures_a_known_rotation_and_writes_json_plot_and_examp
     for tone in result["steady_tones"].values():  # the steady tones at azimuth 60, elevation 0: turned by 30 deg
         assert tone["level_error_db"] == pytest.approx(-6.02, abs=0.01)
         assert tone["angle_error_deg"] == pytest.approx(30.0, abs=0.5)
-    assert result["targets"]["angle_error_deg_median"]["met"] is False
+    targets = result["targets"]
+    assert targets["angle_error_deg_median"]["met"] is False and targets["w_level_within_3db_fraction"]["met"] is False
+    assert targets["tones_and_note_level_error_db_abs_max"]["value"] == pytest.approx(6.02, abs=0.01)
+    assert s["pitched_clips"] + s["unpitched_clips"] == 2
+    assert set(result["classes"]) == {c["class"] for c in result["clips"]} - {""}  # per class where clips have one
+    assert "W level within 3 dB: 0.0%" in capsys.readouterr().out
     saved = json.loads(out.read_text())
     assert saved["summary"] == pytest.approx(s) and len(saved["clips"]) == 2
     assert out.with_suffix(".png").stat().st_size > 0
