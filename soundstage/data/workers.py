@@ -13,6 +13,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
@@ -73,8 +74,28 @@ def imap_unordered(fn: Callable[..., R], jobs: Sequence[tuple[Any, ...]], worker
     pool.shutdown()
 
 
+_hook_before_quiet: Callable[[threading.ExceptHookArgs], Any] = threading.excepthook
+
+
+def _quiet_feeder_errors(args: threading.ExceptHookArgs) -> None:
+    """``threading.excepthook`` that drops an OSError in a multiprocessing queue's feeder thread and passes anything
+    else to the hook it replaced. Killing a pool's workers can close the pipe that thread is writing a cancelled job
+    to ("Bad file descriptor"); that traceback would follow the one-line interrupt message."""
+    if isinstance(args.exc_value, OSError) and args.thread is not None and args.thread.name == "QueueFeederThread":
+        return
+    _hook_before_quiet(args)
+
+
+def _install_quiet_feeder_errors() -> None:
+    global _hook_before_quiet
+    if threading.excepthook is not _quiet_feeder_errors:
+        _hook_before_quiet = threading.excepthook
+        threading.excepthook = _quiet_feeder_errors
+
+
 def stop_pool(pool: ProcessPoolExecutor) -> None:
     """Cancel the pool's queued jobs and kill its workers now, without waiting for the running jobs."""
+    _install_quiet_feeder_errors()  # the feeder thread may still be writing to the workers: see there
     processes = list((getattr(pool, "_processes", None) or {}).values())  # no public way before Python 3.14
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
