@@ -2,7 +2,8 @@
 
 Two measurements on held-out clips (the ``valid`` split), both stored in the codec's config, weights unchanged:
 the output equaliser (below) and the per-channel latent statistics that normalise what ``encode`` returns for a
-diffusion model (:func:`calibrate_latent_statistics`, :mod:`.latent_norm`).
+diffusion model (:func:`calibrate_latent_statistics`, :mod:`.latent_norm`); ``calibration.json`` beside the config
+reports both.
 
 A decoder that invents its phase is systematically too quiet, by an amount that depends on frequency (overlapping
 frames whose phases do not cohere keep 2/3 of their power, and more is lost at the lowest bins, where the Hann main
@@ -14,6 +15,7 @@ every bin's direction (the X, Y, Z gains relative to W) as it was. Measured effe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,8 @@ from soundstage.foa import rotate_foa
 
 from .evaluate import reconstruct
 from .model import FOACodec, measure_codec_latent_statistics
+
+CALIBRATION_REPORT = "calibration.json"  # beside the calibrated codec's config: what was measured, on what
 
 
 @torch.no_grad()
@@ -92,11 +96,13 @@ def calibrate_codec(model: str | Path, data_dir: Path, out_dir: Path, split: str
     result = calibrate_output_eq(codec, clips("output level"))
     result["latent_statistics"] = calibrate_latent_statistics(codec, clips("latent statistics"))
     codec.save_pretrained(out_dir)
+    result.update(model=str(model), data=str(data_dir), split=split)
+    (Path(out_dir) / CALIBRATION_REPORT).write_text(json.dumps(result, indent=2) + "\n")
     print(f"W level error before calibration (median over clips and bands): {result['bias_before_db']:+.2f} dB")
     print("output equaliser, dB:", " ".join(f"{hz:g}:{db:+.1f}" for hz, db in zip(result["hz"], result["db"])))
     print("latent channel statistics (raw posterior means; encode now returns (mean - m) / s):")
     print("channel        m        s")
     for ch in result["latent_statistics"]["channels"]:
         print(f"{ch['channel']:>7} {ch['mean']:+8.3f} {ch['std']:8.4f}")
-    print(f"saved the calibrated codec to {out_dir}")
+    print(f"saved the calibrated codec to {out_dir} (measurements: {CALIBRATION_REPORT})")
     return result

@@ -468,6 +468,10 @@ def test_calibrate_cli_writes_a_calibrated_copy(tiny_data: Path, tmp_path: Path,
     expected = calibrate_output_eq(tiny_codec(), clips)  # the CLI is the library function on the valid split
     assert calibrated.config.output_eq_db == tuple(expected["db"])
     assert FOACodec.from_pretrained(tmp_path / "codec").config.output_eq_db == ()  # the source is left alone
+    report = json.loads((tmp_path / "calibrated" / "calibration.json").read_text())
+    stats = report["latent_statistics"]["channels"]
+    assert calibrated.config.latent_mean == tuple(c["mean"] for c in stats) and len(stats) == 8
+    assert calibrated.config.latent_std == tuple(c["std"] for c in stats) and min(calibrated.config.latent_std) > 0
     with pytest.raises(SystemExit) as exit_status:  # refused by argparse (common/validate.py) before any work
         cli.main(["calibrate", "codec", "--model", str(tmp_path / "codec"), "--data", str(tiny_data),
                   "--split", "test", "--max-clips", "0", "--out", str(tmp_path / "none")])
