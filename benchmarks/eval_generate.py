@@ -14,7 +14,8 @@ clip ``i`` uses seed ``--seed + i`` in every mode (paired comparisons).
    frame's centre and the frame's DOA (``framewise_doa``); median over all frames.
 3. Descriptive mode: on clips whose label has one of the 4 direction classes (front/left/right/back, as ELSA's
    zero-shot probes define them), the quadrant of the output's measured azimuth (edges at +-45 / +-135 deg) versus
-   the label's quadrant; accuracy.
+   the label's quadrant; accuracy, with the pipeline's default (the direction the caption names in words locked on
+   the direction track, ``soundstage.sample.prompt_direction``) and the model's own (``direction_lock=False``).
 4. Semantics: ELSA audio embedding of each generated clip (parametric, lock on) and of each real clip (cut to the
    same length); class prototypes = the normalised mean ELSA text embedding of the *training* split's semantic
    captions of each class (so no evaluated caption is in its own prototype); top-1 accuracy over the classes of the
@@ -64,6 +65,7 @@ DRY_T30_S = 0.5  # the "T30 <= 0.5 s" subset of the direction targets
 TARGETS = {"lock_dry_median_deg": 3.0, "no_lock_median_deg": 8.0, "moving_median_deg": 8.0,
            "descriptive_accuracy": 0.90, "semantic_ratio": 0.60}
 NUM_EXAMPLES = 8
+DESCRIPTIVE_RUNS = {"descriptive": True, "descriptive_no_lock": False}  # key -> direction_lock
 
 
 @dataclass
@@ -211,11 +213,12 @@ def evaluate_clip(pipe: SoundstagePipeline, settings: EvalSettings, data_dir: Pa
     row["no_lock_error_deg"] = float(great_circle_deg(*row["no_lock_doa_deg"], az, el))
 
     if attribute_label("direction", record) >= 0:  # the caption names front, left, right or back
-        foa, row["timings"]["descriptive"] = generate(pipe, settings, record["spatial_caption"], seed,
-                                                      mode="descriptive", seconds=seconds)
-        measured = doa(foa)[0]
-        row["descriptive"] = {"azimuth_deg": measured, "quadrant": quadrant(measured), "label_quadrant": quadrant(az),
-                              "correct": quadrant(measured) == quadrant(az)}
+        for key, lock in DESCRIPTIVE_RUNS.items():
+            foa, row["timings"][key] = generate(pipe, settings, record["spatial_caption"], seed, mode="descriptive",
+                                                seconds=seconds, direction_lock=lock)
+            measured = doa(foa)[0]
+            row[key] = {"azimuth_deg": measured, "quadrant": quadrant(measured), "label_quadrant": quadrant(az),
+                        "correct": quadrant(measured) == quadrant(az)}
     return row
 
 
@@ -309,8 +312,8 @@ def semantic_summary(rows: Sequence[dict[str, Any]], prototypes: torch.Tensor, c
             "chance": 1.0 / len(classes)}
 
 
-def descriptive_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    judged = [r["descriptive"] for r in rows if "descriptive" in r]
+def descriptive_summary(rows: Sequence[dict[str, Any]], key: str = "descriptive") -> dict[str, Any]:
+    judged = [r[key] for r in rows if key in r]
     confusion = {q: {p: sum(1 for d in judged if d["label_quadrant"] == q and d["quadrant"] == p) for p in QUADRANTS}
                  for q in QUADRANTS}
     return {"clips": len(judged), "accuracy": float(np.mean([d["correct"] for d in judged])) if judged else math.nan,
@@ -320,7 +323,7 @@ def descriptive_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def timing_summary(rows: Sequence[dict[str, Any]], moving: Sequence[dict[str, Any]], total_s: float) -> dict[str, Any]:
     out: dict[str, Any] = {"total_s": total_s}
     runs = {"lock": [r["timings"]["lock"] for r in rows], "no_lock": [r["timings"]["no_lock"] for r in rows],
-            "descriptive": [r["timings"]["descriptive"] for r in rows if "descriptive" in r["timings"]],
+            **{key: [r["timings"][key] for r in rows if key in r["timings"]] for key in DESCRIPTIVE_RUNS},
             "moving": [r["timings"] for r in moving]}
     for mode, timings in runs.items():
         if timings:
@@ -339,7 +342,7 @@ def summarise(rows: list[dict[str, Any]], moving: list[dict[str, Any]], semantic
         "moving": {"prompts": len(moving), "frames": len(frames), "median_deg": median(frames),
                    "median_of_clip_medians_deg": median([m["median_deg"] for m in moving])},
         "median_diffuseness": {k: median([r[f"{k}_diffuseness"] for r in rows]) for k in ("real", "lock", "no_lock")},
-        "descriptive": descriptive_summary(rows),
+        **{key: descriptive_summary(rows, key) for key in DESCRIPTIVE_RUNS},
         "semantics": semantics,
         "timing": timing_summary(rows, moving, total_s),
     }
@@ -356,14 +359,17 @@ def format_table(summary: dict[str, Any]) -> str:
     lines += [
         (f"{'moving source, framewise':<34}{mv['median_deg']:>8.2f}{'':>10}{mv['prompts']:>7}  {'<= 8':<16}"
          f"({mv['frames']} frames)"),
-        f"{'descriptive 4-way accuracy':<34}{ds['accuracy']:>8.3f}{'':>10}{ds['clips']:>7}  {'>= 0.90':<16}",
+        f"{'descriptive 4-way accuracy':<34}{ds['accuracy']:>8.3f}{'':>10}{ds['clips']:>7}  {'>= 0.90':<16}"
+        "(prompt words locked)",
+        f"{'  model alone (no lock)':<34}{summary['descriptive_no_lock']['accuracy']:>8.3f}{'':>10}"
+        f"{summary['descriptive_no_lock']['clips']:>7}",
         f"{'ELSA class match, generated':<34}{sem['generated_accuracy']:>8.3f}{'':>10}{sem['clips']:>7}",
         f"{'ELSA class match, real':<34}{sem['real_accuracy']:>8.3f}",
         f"{'  ratio generated / real':<34}{sem['ratio']:>8.3f}{'':>10}{'':>7}  {'>= 0.60':<16}",
         f"{'  chance (1 / classes)':<34}{sem['chance']:>8.3f}{'':>10}{sem['classes']:>7}  classes",
         "median diffuseness: " + ", ".join(f"{k} {v:.2f}" for k, v in summary["median_diffuseness"].items()),
         f"time: {tm['total_s']:.1f} s in total, {tm['per_split_clip_s']:.1f} s per split clip; median per generation: "
-        + ", ".join(f"{m} {tm[m]['total']:.2f} s" for m in ("lock", "no_lock", "descriptive", "moving") if m in tm),
+        + ", ".join(f"{m} {tm[m]['total']:.2f} s" for m in ("lock", "no_lock", *DESCRIPTIVE_RUNS, "moving") if m in tm),
     ]
     return "\n".join(lines)
 

@@ -164,10 +164,13 @@ def _generate(args: argparse.Namespace) -> None:
     for path in previews.values():
         print(f"wrote {path}")
     for label, requested, measured in _directions(request, foa, result.sample_rate, args.rotate):
+        words = request.prompt_direction
         if requested is None:
-            wanted = "none (descriptive mode: the prompt says where)" if request.mode == "descriptive" else "none"
+            wanted = "none" if words is None else f"none ({words.describe()}: the model's own direction)"
         else:
-            wanted = _angles(*requested)
+            wanted = _angles(*requested) + ("" if words is None else f" (the prompt's {words.describe()})")
+        if request.mode == "descriptive" and requested is not None and not request.locks_direction:
+            wanted += ", not locked"
         error = "" if requested is None else \
             f" (off by {float(great_circle_deg(*requested, *measured)):.1f} deg)"
         print(f"{label}: requested {wanted}; measured {_angles(*measured)}{error}")
@@ -194,7 +197,7 @@ def _directions(request: GenerationRequest, foa: torch.Tensor, sample_rate: int,
         return float(azimuth), float(elevation)
 
     if not request.keyframes:
-        return [("direction", rotated(request.direction), measure(foa))]
+        return [("direction", rotated(request.target_direction), measure(foa))]
     lines = []
     window = max(1, min(round(0.25 * sample_rate), foa.shape[-1] // 4))
     for label, part, centre in (("start", foa[..., :window], 0.5 * window),
@@ -456,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--preview", choices=("binaural", "stereo"), action="append", default=None,
                      help="also write FILE.binaural.wav (headphones) or FILE.stereo.wav (16-bit; repeatable)")
     gen.add_argument("--no-direction-lock", action="store_true",
-                     help="do not impose the requested direction on the codec's direction track")
+                     help="do not impose the requested direction (the numbers, or in descriptive mode the direction "
+                          "the prompt names in words, e.g. 'on the left') on the codec's direction track")
     gen.add_argument("--sampler", choices=("euler", "heun"), default="euler")
     gen.add_argument("--model", default="small", metavar="small|DIR",
                      help="bundled model name or generation folder (codec/, dit/, elsa/); default: small")

@@ -95,6 +95,9 @@ def test_evaluation_on_a_tiny_pipeline(ev: ModuleType, tmp_path: Path) -> None:
     assert max(c["real_error_deg"] for c in clips) < 0.5
     assert result["parametric_lock"]["t30_le_0.5"]["clips"] == 1 and result["parametric_lock"]["all"]["clips"] == 2
     assert all("descriptive" in c and c["descriptive"]["label_quadrant"] in ("left", "back") for c in clips)
+    assert all(c["descriptive"]["correct"] for c in clips)  # the captions' direction words, locked
+    assert all(c["descriptive_no_lock"]["label_quadrant"] == c["descriptive"]["label_quadrant"] for c in clips)
+    assert result["descriptive"]["accuracy"] == 1.0 and result["descriptive_no_lock"]["clips"] == 2
     assert result["semantics"]["classes"] == 2 and result["semantics"]["chance"] == 0.5
     assert result["moving"]["prompts"] == 1 and result["moving"]["frames"] > 0
     assert not any(k.startswith("_") for c in clips for k in c)

@@ -150,12 +150,13 @@ def _direction_at(request: GenerationRequest, time_s: float) -> Direction:
 
 def requested_directions(request: GenerationRequest, sample_rate: int, num_samples: int) -> dict[str, Direction]:
     """What a request asked for: ``requested`` (a static parametric source), ``start``/``end`` (a moving one, at the
-    centres of the windows that :func:`measure_directions` uses), or nothing (descriptive mode)."""
+    centres of the windows that :func:`measure_directions` uses), or nothing (descriptive mode without direction
+    words)."""
     if request.keyframes:
         half = _window(sample_rate, num_samples) / 2
         return {"start": _direction_at(request, half / sample_rate),
                 "end": _direction_at(request, (num_samples - half) / sample_rate)}
-    direction = request.direction
+    direction = request.target_direction
     return {} if direction is None else {"requested": direction}
 
 
@@ -311,9 +312,12 @@ def describe(clip: Clip) -> str:
     for (name, wanted), (_, got) in zip(requested.items(), clip.measured.items()):
         error = float(great_circle_deg(*wanted, *got))
         label = "direction" if name == "requested" else name
+        if clip.mode == "descriptive":
+            label += " (named in the prompt)"
         lines.append(f"{label}: requested {_angles(wanted)}; measured {_angles(got)} (off by {error:.1f} deg)")
     if not requested:
-        lines.append(f"direction: measured {_angles(clip.measured['measured'])} (descriptive: the prompt says where)")
+        lines.append(f"direction: measured {_angles(clip.measured['measured'])} (descriptive: the model's own, the prompt "
+                     "names no single direction)")
     if clip.elsa is not None:
         e = clip.elsa
         lines.append(f"ELSA hears: {_angles((e['azimuth_deg'], e['elevation_deg']))}, distance {e['distance_m']:.1f} "

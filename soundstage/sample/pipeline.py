@@ -194,7 +194,7 @@ class SoundstagePipeline:
             return None
         if request.keyframes:
             return trajectory_vectors(request.keyframes, frames, self.codec.sample_rate / self.codec.hop)[None]
-        return direction_vector(request.azimuth_deg, request.elevation_deg).expand(1, frames, 3)
+        return direction_vector(*request.target_direction).expand(1, frames, 3)  # type: ignore[misc]
 
     def encode_init(self, audio: InitAudio, sample_rate: int | None, request: GenerationRequest,
                     num_samples: int) -> torch.Tensor:

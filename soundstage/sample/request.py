@@ -20,6 +20,7 @@ from soundstage.foa import vector_to_angles, wrap_degrees
 
 from .direction import Keyframe, parse_trajectory, trajectory_vectors
 from .errors import GenerationError
+from .prompt_direction import PromptDirection, direction_from_prompt
 
 MODES = ("parametric", "descriptive")
 SPATIAL_KEYS = ("azimuth_deg", "elevation_deg", "distance_m", "floor_area_m2", "t30_s")
@@ -69,6 +70,7 @@ class GenerationRequest:
     sampler: str = "euler"
     init_strength: float = 0.7
     keyframes: list[Keyframe] = field(default_factory=list, init=False, repr=False)
+    prompt_direction: PromptDirection | None = field(default=None, init=False, repr=False)  # descriptive mode
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str):
@@ -104,6 +106,7 @@ class GenerationRequest:
             if not self.prompt:
                 raise GenerationError("the prompt is empty; descriptive mode needs a description such as 'a dog "
                                       "barks to the left in a large hall'")
+            self.prompt_direction = direction_from_prompt(self.prompt)
         if self.negative_prompt is not None:
             if not isinstance(self.negative_prompt, str):
                 raise GenerationError(f"negative_prompt must be a text, got {self.negative_prompt!r}")
@@ -140,9 +143,20 @@ class GenerationRequest:
         return None
 
     @property
+    def target_direction(self) -> tuple[float, float] | None:
+        """(azimuth, elevation) in degrees that the direction lock aims at: :attr:`direction` in parametric mode, the
+        direction the prompt's words name in descriptive mode (:mod:`.prompt_direction`), else None."""
+        if self.mode == "parametric":
+            return self.direction
+        words = self.prompt_direction
+        if words is None or not words.lockable:
+            return None
+        return words.azimuth_deg, words.elevation_deg  # type: ignore[return-value]
+
+    @property
     def locks_direction(self) -> bool:
-        """Whether the direction track is imposed: parametric, the lock on, and an azimuth or a trajectory given."""
-        return self.mode == "parametric" and self.direction_lock and (bool(self.keyframes) or self.azimuth_deg is not None)
+        """Whether the direction track is imposed: the lock on and a trajectory or a target direction given."""
+        return self.direction_lock and (bool(self.keyframes) or self.target_direction is not None)
 
     def to_record(self) -> dict[str, Any]:
         """The request as JSON values under the batch-row keys (a manifest row)."""

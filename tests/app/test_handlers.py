@@ -56,9 +56,12 @@ def test_same_seed_same_audio_and_random_seed_reported(tiny_pipe: SoundstagePipe
 def test_descriptive_mode_ignores_the_placement(tiny_pipe: SoundstagePipeline, workspace: Workspace) -> None:
     clip = generate_clips(tiny_pipe, workspace, AppLimits(), "a dog barks on the left", mode="descriptive",
                           azimuth_deg=-90.0, distance_m=3.0, end_direction=(90.0, 0.0), seed=1, **FAST)[0]
-    assert clip.mode == "descriptive" and clip.requested == {}
+    assert clip.mode == "descriptive" and clip.requested == {"requested": (90.0, 0.0)}  # the prompt's words
     assert clip.request["azimuth_deg"] is None and clip.request["trajectory"] is None
-    assert "descriptive: the prompt says where" in describe(clip)
+    assert "direction (named in the prompt): requested az +90.0, el +0.0" in describe(clip)
+    wordless = generate_clips(tiny_pipe, workspace, AppLimits(), "a dog barks", mode="descriptive",
+                              azimuth_deg=-90.0, seed=1, **FAST)[0]
+    assert wordless.requested == {} and "the model's own" in describe(wordless)
 
 
 def test_moving_source_is_a_trajectory_measured_at_both_ends(tiny_pipe: SoundstagePipeline,

@@ -63,6 +63,15 @@ def test_conditions_reach_the_model_and_cfg_one_ignores_the_negative_prompt(pipe
                                  **FAST).latent)
 
 
+def test_descriptive_prompt_words_lock_the_track_unless_the_lock_is_off(pipe: SoundstagePipeline) -> None:
+    norm = pipe.codec.latent_normalizer
+    locked = pipe("a dog barks behind me on the left", seed=2, **FAST)
+    assert locked.requested.mode == "descriptive"
+    assert angle_between_deg(track_directions(locked.latent, norm), direction_vector(135.0, 0.0)).max() < 0.01
+    free = pipe("a dog barks behind me on the left", seed=2, direction_lock=False, **FAST)
+    assert angle_between_deg(track_directions(free.latent, norm), direction_vector(135.0, 0.0)).median() > 10
+
+
 def test_azimuth_is_wrapped(pipe: SoundstagePipeline) -> None:
     wrapped = pipe("a bell", azimuth_deg=450.0, seed=1, **FAST)
     assert wrapped.requested.azimuth_deg == 90.0 and wrapped.requested.elevation_deg == 0.0
