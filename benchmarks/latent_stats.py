@@ -1,9 +1,10 @@
 """Per-channel statistics of a latent folder (``soundstage data encode`` output): what a generator learns on.
 
 For every latent channel of the chosen split's items (whole clips, posterior means normalised as the folder's codec
-normalises them: per-channel statistics when it has them, else its single ``latent_scale``): mean, standard deviation, the posterior std's median, and the channel's share of the total
-variance; plus the correlation between channels (largest off-diagonal pairs). A codec whose channels differ much in
-spread wants per-channel normalisation rather than one scale (issue 18).
+normalises them: per-channel statistics when it has them, else its single ``latent_scale``): mean, standard
+deviation, the posterior std's median, and the channel's share of the total variance; plus the correlation between
+channels (largest off-diagonal pairs). A codec whose channels differ much in spread wants per-channel normalisation
+rather than one scale (issue 18).
 
     python benchmarks/latent_stats.py --data datasets/sfx_latents_v2 --split train [--out FILE.json]
 """

@@ -316,8 +316,8 @@ def describe(clip: Clip) -> str:
             label += " (named in the prompt)"
         lines.append(f"{label}: requested {_angles(wanted)}; measured {_angles(got)} (off by {error:.1f} deg)")
     if not requested:
-        lines.append(f"direction: measured {_angles(clip.measured['measured'])} (descriptive: the model's own, the prompt "
-                     "names no single direction)")
+        lines.append(f"direction: measured {_angles(clip.measured['measured'])} (descriptive: the model's own, "
+                     "the prompt names no single direction)")
     if clip.elsa is not None:
         e = clip.elsa
         lines.append(f"ELSA hears: {_angles((e['azimuth_deg'], e['elevation_deg']))}, distance {e['distance_m']:.1f} "

@@ -298,7 +298,7 @@ class CodecLoss(nn.Module):
             terms["mel"] = self.mel(pred, target)
         weights = {"mel": c.mel_weight, "stft": c.stft_weight, "band_energy": c.band_energy_weight,
                    "long_term_band": c.long_term_band_weight, "level": c.level_weight,
-                   "direction": c.spatial_weight, "diffuseness": c.spatial_weight, "intensity_vector": c.intensity_weight,
-                   "broadband": c.broadband_weight, "kl": c.kl_weight}
+                   "direction": c.spatial_weight, "diffuseness": c.spatial_weight,
+                   "intensity_vector": c.intensity_weight, "broadband": c.broadband_weight, "kl": c.kl_weight}
         total = sum(weights[name] * value for name, value in terms.items())
         return total, {f"loss_{name}": value.item() for name, value in terms.items()}

@@ -53,7 +53,8 @@ from .stft_autoencoder import STFTBackbone
 COMPRESSION = 128  # input values (4 channels x hop samples) per latent value
 BACKBONES: dict[str, type[nn.Module]] = {"stft": STFTBackbone, "oobleck": OobleckBackbone}
 ARCHITECTURES = tuple(BACKBONES)
-MEASURED_FIELDS = ("latent_scale", "latent_mean", "latent_std", "output_eq_hz", "output_eq_db")  # set after training, not by the recipe
+# set after training, not by the recipe
+MEASURED_FIELDS = ("latent_scale", "latent_mean", "latent_std", "output_eq_hz", "output_eq_db")
 # options added after codecs were bundled, with the value that leaves a codec as it was before they existed: a config
 # at these values is fingerprinted without them, so the latents and DiTs of earlier codecs keep their pairing
 LATER_OPTIONS: dict[str, Any] = {"pitch_latents": False, "harmonics": 32, "latent_mean": [], "latent_std": []}
@@ -331,7 +332,7 @@ class FOACodec(nn.Module, PretrainedMixin):
         self.config = dataclasses.replace(self.config, latent_scale=value)
 
     def set_latent_statistics(self, mean: Iterable[float], std: Iterable[float]) -> None:
-        """Normalise latents per channel by these raw-posterior statistics (one per channel; see :mod:`.latent_norm`)."""
+        """Normalise latents per channel by these raw-posterior statistics (one per channel; :mod:`.latent_norm`)."""
         self.config = dataclasses.replace(self.config, latent_mean=tuple(mean), latent_std=tuple(std))  # validates
 
     def set_output_eq(self, hz: Iterable[float], db: Iterable[float]) -> None:

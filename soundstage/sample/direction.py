@@ -1,11 +1,12 @@
 """Spatial control through the codec's direction track: trajectories and the direction lock.
 
-The codec's last three raw latent channels hold ``DIRECTION_GAIN * d`` per latent frame (normalised like every channel
-in the latent a DiT generates: ``codec.latent_normalizer``), ``d`` the frame's x, y, z regression on W (its direction times its directness ``|d|``), and the decoder pans its output to obey them
-(codec/direction_latents.py). So a requested direction is imposed exactly by rewriting the track's direction while
-keeping its magnitude (the directness the model generated): :func:`lock_direction`. A moving source is a per-frame
-target (:func:`trajectory_vectors`) from keyframes ``"T:AZ:EL,..."`` (:func:`parse_trajectory`), each segment the
-shorter great-circle arc between its keyframes.
+The codec's last three raw latent channels hold ``DIRECTION_GAIN * d`` per latent frame (normalised like every
+channel in the latent a DiT generates: ``codec.latent_normalizer``), ``d`` the frame's x, y, z regression on W (its
+direction times its directness ``|d|``), and the decoder pans its output to obey them (codec/direction_latents.py).
+So a requested direction is imposed exactly by rewriting the track's direction while keeping its magnitude (the
+directness the model generated): :func:`lock_direction`. A moving source is a per-frame target
+(:func:`trajectory_vectors`) from keyframes ``"T:AZ:EL,..."`` (:func:`parse_trajectory`), each segment the shorter
+great-circle arc between its keyframes.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """DiT training task for the shared loop: ``soundstage train dit --preset small --data LATENTS --out DIR``.
 
 Data: random crops of a latent folder's ``train`` items (:class:`soundstage.data.latents.LatentDataset`); each step
-draws x0 = mean + std * eps normalised as the codec's ``encode`` does (``LatentsInfo.normalizer``), the
-conditioning dropout (:meth:`Conditioners.training_drop`: the mode of each example, parametric / descriptive / both / none, then each conditioner's own dropout) and the flow
-loss's t and noise from a generator seeded by the batch's item seeds, so a step is a pure function of its stream
-indices and a resumed run trains exactly as a straight one. The frozen text model's and ELSA's caches are filled in
-a fixed order at setup, so cold caches after a restart give the same features.
+draws x0 = mean + std * eps normalised as the codec's ``encode`` does (``LatentsInfo.normalizer``), the conditioning
+dropout (:meth:`Conditioners.training_drop`: the mode of each example, parametric / descriptive / both / none, then
+each conditioner's own dropout) and the flow loss's t and noise from a generator seeded by the batch's item seeds, so
+a step is a pure function of its stream indices and a resumed run trains exactly as a straight one. The frozen text
+model's and ELSA's caches are filled in a fixed order at setup, so cold caches after a restart give the same
+features.
 
 Validation (EMA model): the flow loss of fixed valid items at fixed (t, noise) draws in each request mode (a number
 to compare runs), and a few generated clips from parametric valid requests WITHOUT the direction lock, decoded by
