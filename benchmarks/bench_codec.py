@@ -1,6 +1,6 @@
 """Codec speed: encode+decode real-time factor of the small codec and training steps/s of small and paper.
 
-    python benchmarks/bench_codec.py [--threads N] [--paper-steps 1] [--skip-paper]
+    python benchmarks/bench_codec.py [--threads N] [--model DIR] [--paper-steps 1] [--skip-paper]
 
 Prints a table and writes JSON (``--out``, default ``runs/benchmarks/codec.json``). The small codec must run
 encode+decode of 10 s of FOA at >= 20x real time on the project's 2-core CPU machine. Training steps use the real loss
@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--paper-batch", type=int, default=1)
     parser.add_argument("--paper-seconds", type=float, default=1.0)
     parser.add_argument("--skip-paper", action="store_true")
+    parser.add_argument("--model", default=None, metavar="DIR",
+                        help="time this codec folder (e.g. a candidate with the harmonic branch) instead of the small "
+                             "preset's architecture")
     add_out_argument(parser, "codec")
     return parser
 
@@ -81,7 +84,8 @@ def main() -> None:
     torch.manual_seed(0)
 
     results: dict[str, object] = {"threads": args.threads, "machine": machine_info()}
-    small = FOACodec(CODEC_PRESETS["small"]).eval()
+    small = (FOACodec(CODEC_PRESETS["small"]) if args.model is None else FOACodec.from_pretrained(args.model)).eval()
+    results["small_model"] = args.model or "preset small (random weights)"
     results["small_parameters"] = small.num_parameters()
     results["small_encode_decode_10s"] = realtime_factor(small)
     results["small_train"] = training_speed(small, batch=8, seconds=2.0, steps=args.small_steps)
