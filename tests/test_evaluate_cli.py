@@ -15,7 +15,7 @@ from tests.elsa_encoder.test_elsa_evaluate import DOAOracle
 
 
 class _IdentityCodec:
-    sample_rate = 16000
+    sample_rate, hop = 16000, 512
 
     def encode(self, foa: torch.Tensor) -> torch.Tensor:
         return foa

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,9 +85,10 @@ def read_latents_info(folder: str | Path) -> LatentsInfo:
 
 
 def write_latents_info(folder: Path, info: LatentsInfo) -> None:
-    """Write ``latents.json`` atomically."""
+    """Write ``latents.json`` atomically; a temporary name per process, so that shards started together do not move
+    each other's file."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (LATENTS_INFO_NAME + ".part")
+    tmp = folder / f"{LATENTS_INFO_NAME}.{os.getpid()}.part"
     tmp.write_text(json.dumps(dataclasses.asdict(info), indent=2) + "\n")
     tmp.replace(folder / LATENTS_INFO_NAME)
 

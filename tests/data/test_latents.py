@@ -9,7 +9,14 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from soundstage.data.latents import LatentDataset, LatentFolderError, LatentsInfo, collate_latents, write_latents_info
+from soundstage.data.latents import (
+    LatentDataset,
+    LatentFolderError,
+    LatentsInfo,
+    collate_latents,
+    read_latents_info,
+    write_latents_info,
+)
 from soundstage.data.manifest import write_manifest
 
 C = 4
@@ -75,3 +82,26 @@ def test_a_folder_without_latents_json_or_the_split_is_refused(folder: Path, tmp
         LatentDataset(folder, "valid", 12, seed=0)
     with pytest.raises(ValueError, match="crop_frames"):
         LatentDataset(folder, "train", 0, seed=0)
+
+
+def _write_info_repeatedly(folder: str, times: int) -> None:
+    info = LatentsInfo(codec_fingerprint="0" * 16, latent_scale=2.0, latent_channels=C, hop=256, sample_rate=8000,
+                       rotations=1, seed=0, source_dataset="none", latent_mean=(0.5,) * C, latent_std=(2.0,) * C)
+    for _ in range(times):
+        write_latents_info(Path(folder), info)
+
+
+def test_shards_writing_latents_json_together_do_not_collide(tmp_path: Path) -> None:
+    """Two shards started together both write latents.json: each through its own temporary file."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_info_repeatedly, args=(str(tmp_path), 200)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [worker.exitcode for worker in workers] == [0, 0]
+    info = read_latents_info(tmp_path)
+    assert info.latent_mean == (0.5,) * C and info.normalizer.gain.tolist() == [0.5] * C
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["latents.json"]  # no temporary file left
