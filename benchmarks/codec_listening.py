@@ -3,8 +3,8 @@
 Picks the ``--clips`` most periodic clips of a split (one per class; periodicity as ``evaluate codec`` measures it),
 takes ``--seconds`` around each clip's loudest part, reconstructs it with both codecs and writes, per clip, three
 lossless binaural FLACs (a lossy format would add artefacts of its own to the comparison), one figure of W
-spectrograms (rows: clips; columns: input, before, after), a ``README.md`` table with the level errors and links,
-and the JSON.
+spectrograms (rows: clips; columns: input, before, after), a ``README.md`` table with the level errors, each
+source's licence (from the dataset manifest) and links, and the JSON.
 
     python benchmarks/codec_listening.py --before small --after runs/codec_v2_cal --data datasets/sfx_foa_v2 \\
         --out benchmarks/results/codec_small/listening/listening.json
@@ -112,6 +112,7 @@ def main() -> None:
             files[version] = f"{stem}_{version}.binaural.flac"
             save_audio(folder / files[version], decode_binaural(signal.numpy(), sr), sr)
         clips.append({"path": record["path"], "class": record.get("class", ""), "caption": record.get("caption", ""),
+                      "source": record.get("source", ""), "licence": record.get("licence", ""),
                       "input_periodicity": record["input_periodicity"], "files": files,
                       **{f"w_level_error_db_{k}": level_error_db(versions[k][0], foa[0]) for k in codecs}})
         rows.append({k: v[0].numpy() for k, v in versions.items()})
@@ -121,12 +122,12 @@ def main() -> None:
              f"{len(clips)} most periodic clips of the {args.split} split of `{args.data}`, one per class, "
              f"{args.seconds:g} s around each clip's loudest part, rendered binaurally (headphones). "
              "W spectrograms: `spectrograms.png`.", "",
-             "| # | class | periodicity | W level before | W level after | input | before | after |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| # | class | periodicity | W level before | W level after | input | before | after | source (licence) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for i, c in enumerate(clips, 1):
         links = " | ".join(f"[{v}]({c['files'][v]})" for v in VERSIONS)
         lines.append(f"| {i} | {c['class']} | {c['input_periodicity']:.2f} | {c['w_level_error_db_before']:+.1f} dB | "
-                     f"{c['w_level_error_db_after']:+.1f} dB | {links} |")
+                     f"{c['w_level_error_db_after']:+.1f} dB | {links} | `{c['source']}` ({c['licence']}) |")
     (folder / "README.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[4:]))
     write_results(args.out, {"before": args.before, "after": args.after, "data": str(args.data),

@@ -27,9 +27,8 @@ from tqdm.auto import tqdm
 from soundstage.common.audio import load_audio
 from soundstage.common.errors import UsageError
 from soundstage.data.manifest import split_records
-from soundstage.metrics.audio_metrics import third_octave_band_energy_error_db, third_octave_centers
-
 from soundstage.foa import rotate_foa
+from soundstage.metrics.audio_metrics import third_octave_band_energy_error_db, third_octave_centers
 
 from .evaluate import reconstruct
 from .model import FOACodec, measure_codec_latent_statistics

@@ -22,6 +22,7 @@ Measurements and the design record are in docs/codec.md.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -375,34 +376,33 @@ class FOACodec(nn.Module, PretrainedMixin):
 
 
 @torch.no_grad()
+def posterior_means(codec: FOACodec, clips: Iterable[torch.Tensor], max_batches: int | None = None
+                    ) -> list[torch.Tensor]:
+    """The unscaled posterior means ``(B, C, L)`` of ``clips`` (each ``(4, T)`` or ``(B, 4, T)``, at most
+    ``max_batches``), in eval mode; the codec's mode is restored afterwards."""
+    was_training = codec.training
+    codec.eval()
+    try:
+        return [codec.posterior(codec.check_audio(clip).to(codec.latent_scale.device))[0]
+                for clip in itertools.islice(clips, max_batches)]
+    finally:
+        codec.train(was_training)
+
+
 def measure_latent_scale(codec: FOACodec, clips: Iterable[torch.Tensor], max_batches: int | None = None) -> float:
     """1 / standard deviation of the unscaled posterior means over ``clips`` (batches ``(B, 4, T)``).
 
     Set it with ``codec.set_latent_scale(...)`` after training, before export: the diffusion model then sees
     latents of ~unit variance. The mean is taken over every value of every batch (channels pooled).
     """
-    was_training = codec.training
-    codec.eval()
-    means = []
-    for i, clip in enumerate(clips):
-        if max_batches is not None and i >= max_batches:
-            break
-        means.append(codec.posterior(codec.check_audio(clip).to(codec.latent_scale.device))[0])
-    codec.train(was_training)
-    return latent_scale_of(means)
+    return latent_scale_of(posterior_means(codec, clips, max_batches))
 
 
-@torch.no_grad()
 def measure_codec_latent_statistics(codec: FOACodec, clips: Iterable[torch.Tensor]
                                     ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std of the raw posterior means over ``clips`` (each ``(4, T)`` or ``(B, 4, T)``); set
     them with ``codec.set_latent_statistics(...)`` at export."""
-    was_training = codec.training
-    codec.eval()
-    device = codec.latent_scale.device
-    result = measure_latent_statistics(codec.posterior(codec.check_audio(clip).to(device))[0] for clip in clips)
-    codec.train(was_training)
-    return result
+    return measure_latent_statistics(posterior_means(codec, clips))
 
 
 def latent_scale_of(means: Iterable[torch.Tensor]) -> float:
