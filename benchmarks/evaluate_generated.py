@@ -7,8 +7,11 @@ From one dataset folder (``--data``):
    ``soundstage generate --batch`` semantics (``generate_batch``; a re-run skips finished clips);
 2. **real**: the ``--split`` clips themselves, labels as requests (the ceiling: every measure's value for real audio,
    and the direction estimator's own error);
-3. **codec**: the bundled codec's reconstruction of each ``--split`` clip (posterior mean, full length), written as a
+3. **codec**: the model's codec's reconstruction of each ``--split`` clip (posterior mean, full length), written as a
    dataset folder with the original labels.
+
+The clips go to ``--work`` (default ``runs/evaluate_generated/<dataset>_<model hash>``: another model never reuses
+them; a re-run of the same model skips the clips it has).
 
 Each is scored against the ``--ref-split`` clips of the same dataset (default ``valid``: real clips that none of the
 three contains, so "real" measures how far two real sets of this size lie apart). Prints the table, writes
@@ -35,10 +38,12 @@ import torch
 from results_io import ROOT, machine_info  # benchmarks/results_io.py (the script's folder)
 from tqdm.auto import tqdm
 
+from soundstage.codec import FOACodec
 from soundstage.common.audio import audio_info, load_audio, save_audio
 from soundstage.data.manifest import read_manifest, write_manifest
 from soundstage.evaluation.clips import default_cache_dir
 from soundstage.evaluation.generated import TABLE_ROWS, evaluate_generated, table_value
+from soundstage.sample import SoundstagePipeline, generate_batch
 
 LABELS = ("azimuth_deg", "elevation_deg", "distance_m", "floor_area_m2", "t30_s")
 SETS = ("generated", "real", "codec")
@@ -56,21 +61,16 @@ def write_prompts(records: list[dict[str, Any]], split: str, path: Path, max_sec
     return path
 
 
-def generate(model: str, prompts: Path, out_dir: Path) -> Path:
-    from soundstage.sample import SoundstagePipeline, generate_batch
-
-    report = generate_batch(SoundstagePipeline.from_pretrained(model), prompts, out_dir)
+def generate(pipe: SoundstagePipeline, prompts: Path, out_dir: Path) -> Path:
+    report = generate_batch(pipe, prompts, out_dir)
     if report.failed:
         raise RuntimeError(f"{len(report.failed)} generation rows failed: {report.failed[:3]}")
     return out_dir
 
 
 @torch.no_grad()
-def reconstruct(model: str, data: Path, records: list[dict[str, Any]], out_dir: Path) -> Path:
+def reconstruct(codec: FOACodec, data: Path, records: list[dict[str, Any]], out_dir: Path) -> Path:
     """The codec's reconstruction of each clip as ``out_dir/audio/<i>.wav`` + a dataset manifest (same labels)."""
-    from soundstage.codec import FOACodec
-
-    codec = FOACodec.from_pretrained(model)
     rate = codec.config.sample_rate
     rows = []
     for i, record in enumerate(tqdm(records, desc="codec reconstructions", unit="clip")):
@@ -129,7 +129,7 @@ def main() -> dict[str, Any]:
     parser.add_argument("--model", default="small", help="generation model (codec/, dit/, elsa/)")
     parser.add_argument("--max-seconds", type=float, default=5.0)
     parser.add_argument("--work", type=Path, default=None, help="folder for the clips (default runs/evaluate_generated/"
-                                                                "<dataset name>)")
+                                                                "<dataset name>_<model hash>)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "runs" / "benchmarks" / "evaluate_generated")
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache (default: the command's)")
     parser.add_argument("--timing", type=int, default=0, metavar="N", help="also time N four-second clips")
@@ -137,13 +137,14 @@ def main() -> dict[str, Any]:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    work = args.work or ROOT / "runs" / "evaluate_generated" / args.data.name
+    pipe = SoundstagePipeline.from_pretrained(args.model)
+    work = args.work or ROOT / "runs" / "evaluate_generated" / f"{args.data.name}_{pipe.model_hash}"
     records = [r for r in read_manifest(args.data, spatial=True) if r["split"] == args.split]
     sets = {
-        "generated": (generate(args.model, write_prompts(records, args.split, work / "prompts.jsonl", args.max_seconds),
+        "generated": (generate(pipe, write_prompts(records, args.split, work / "prompts.jsonl", args.max_seconds),
                                work / "generated"), None),
         "real": (args.data, args.split),
-        "codec": (reconstruct(args.model, args.data, records, work / "codec"), None),
+        "codec": (reconstruct(pipe.codec, args.data, records, work / "codec"), None),
     }
     cache = args.cache if args.cache is not None else "default"
     results, summary = {}, {}

@@ -3,7 +3,8 @@
 Each line is one JSON object with the keys of :data:`REQUEST_KEYS` (all but ``prompt`` optional) and ``id`` (default:
 the line number); any other key is the user's and is copied to the manifest untouched. Every row is checked before
 any is generated; a bad row (bad JSON, a bad value, a duplicate or unusable id) is reported with its line number
-and reason while the good rows still run. A re-run skips ids whose manifest line and file both exist. Files are
+and reason while the good rows still run. A re-run skips ids whose manifest line and file both exist, and refuses a
+folder holding clips of another model (so that one folder never mixes two models' clips). Files are
 written atomically (32-bit float 4-channel AmbiX WAV at the codec's rate) and each manifest line is appended after
 its file, so a killed run resumes where it stopped.
 """
@@ -130,8 +131,15 @@ def generate_batch(pipe: SoundstagePipeline, prompts_jsonl: str | Path, out_dir:
     except UnicodeDecodeError as exc:
         raise GenerationError(f"{prompts}: not UTF-8 text ({exc.reason})") from None
     out_dir.mkdir(parents=True, exist_ok=True)
+    done = _read_done(out_dir)
+    others = sorted({str(r.get("model_hash")) for r in done.values()} - {pipe.model_hash})
+    if others:
+        count = sum(str(r.get("model_hash")) in others for r in done.values())
+        raise GenerationError(f"{out_dir}: holds {count} clips made by another model ({', '.join(others)}; this one is "
+                              f"{pipe.model_hash}); a re-run only completes a folder of the same model: choose another "
+                              "output folder or remove those clips")
     report = BatchReport()
-    todo = _requests(pipe, lines, _read_done(out_dir), report, direction_lock=direction_lock, sampler=sampler)
+    todo = _requests(pipe, lines, done, report, direction_lock=direction_lock, sampler=sampler)
     for number, row_id, row, request in tqdm(todo, desc="generate batch", unit="clip", disable=not progress):
         try:
             result = pipe.generate(request, progress=False)

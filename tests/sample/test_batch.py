@@ -1,4 +1,4 @@
-"""Batch generation: good rows written with their manifest, bad rows reported by line, re-runs skip what is done."""
+"""Batch generation: good rows written with their manifest, bad rows reported by line, re-runs skip what is done and\nrefuse a folder of another model."""
 
 from __future__ import annotations
 
@@ -71,6 +71,17 @@ def test_rerun_skips_done_rows_and_redoes_a_missing_file(pipe: SoundstagePipelin
     report, out = run(pipe, tmp_path)
     assert (report.written, report.skipped) == (1, 2)
     assert sorted(manifest(out)) == ["2", "dog", "wind"]
+
+
+def test_rerun_refuses_a_folder_of_another_model_and_keeps_its_clips(pipe: SoundstagePipeline,
+                                                                     tmp_path: Path) -> None:
+    _, out = run(pipe, tmp_path)
+    lines = (out / "manifest.jsonl").read_text().replace(pipe.model_hash, "0123456789abcdef")
+    (out / "manifest.jsonl").write_text(lines)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(GenerationError, match=r"holds 3 clips made by another model \(0123456789abcdef; this one"):
+        run(pipe, tmp_path)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_unusable_files_raise(pipe: SoundstagePipeline, tmp_path: Path) -> None:
