@@ -132,12 +132,12 @@ def generate_batch(pipe: SoundstagePipeline, prompts_jsonl: str | Path, out_dir:
         raise GenerationError(f"{prompts}: not UTF-8 text ({exc.reason})") from None
     out_dir.mkdir(parents=True, exist_ok=True)
     done = _read_done(out_dir)
-    others = sorted({str(r.get("model_hash")) for r in done.values()} - {pipe.model_hash})
-    if others:
-        count = sum(str(r.get("model_hash")) in others for r in done.values())
-        raise GenerationError(f"{out_dir}: holds {count} clips made by another model ({', '.join(others)}; this one is "
-                              f"{pipe.model_hash}); a re-run only completes a folder of the same model: choose another "
-                              "output folder or remove those clips")
+    foreign = [r for r in done.values() if r.get("model_hash") != pipe.model_hash]
+    if foreign:
+        others = sorted({str(r.get("model_hash")) for r in foreign})
+        raise GenerationError(f"{out_dir}: holds {len(foreign)} clips made by another model ({', '.join(others)}; "
+                              f"this one is {pipe.model_hash}); a re-run only completes a folder of the same model: "
+                              "choose another output folder or remove those clips")
     report = BatchReport()
     todo = _requests(pipe, lines, done, report, direction_lock=direction_lock, sampler=sampler)
     for number, row_id, row, request in tqdm(todo, desc="generate batch", unit="clip", disable=not progress):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -93,8 +94,6 @@ def _write_info_repeatedly(folder: str, times: int) -> None:
 
 def test_shards_writing_latents_json_together_do_not_collide(tmp_path: Path) -> None:
     """Two shards started together both write latents.json: each through its own temporary file."""
-    import multiprocessing
-
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_write_info_repeatedly, args=(str(tmp_path), 200)) for _ in range(2)]
     for worker in workers:
