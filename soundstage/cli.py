@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from soundstage.common.errors import SoundstageError, UsageError
-from soundstage.common.validate import finite_float, int_at_least, positive_float
+from soundstage.common.validate import decay_rate, finite_float, int_at_least, positive_float
 
 if TYPE_CHECKING:
     import torch
@@ -220,7 +220,7 @@ def _app(args: argparse.Namespace) -> None:
 
 # TrainConfig fields that a `soundstage train` flag sets: flag -> field
 TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "grad_accum": "gradient_accumulation_steps",
-               "lr": "learning_rate", "workers": "num_workers", "seed": "seed", "mixed_precision": "mixed_precision"}
+               "lr": "learning_rate", "ema_decay": "ema_decay", "workers": "num_workers", "seed": "seed", "mixed_precision": "mixed_precision"}
 
 
 def _train_config(args: argparse.Namespace, preset_values: dict[str, Any]) -> TrainConfig:
@@ -500,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--grad-accum", type=int_at_least(1), default=None, metavar="N",
                        help="micro-batches per optimiser step (default 1): the same update as an N times larger batch")
     train.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
+    train.add_argument("--ema-decay", type=decay_rate, default=None,
+                       help="decay per step of the exported weight average (default: the preset's); a short "
+                            "fine-tune wants a smaller one, e.g. 0.99, or the export still leans on its start")
     train.add_argument("--workers", type=int_at_least(0), default=None, help="data-loader worker processes")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default=None)

@@ -30,6 +30,14 @@ def positive_float(text: str) -> float:
     return value
 
 
+def decay_rate(text: str) -> float:
+    """A finite number in [0, 1) (an exponential moving average's decay per step; 1 would never move)."""
+    value = finite_float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type accepting whole numbers >= ``minimum`` (counts, indices, rates)."""
 

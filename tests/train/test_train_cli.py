@@ -29,6 +29,7 @@ def test_flags_override_the_preset_s_values(monkeypatch: pytest.MonkeyPatch, tmp
     config = _captured_config(monkeypatch, [*run, "--steps", "7", "--grad-accum", "3", "--lr", "0.5"])
     assert (config.max_steps, config.gradient_accumulation_steps, config.learning_rate) == (7, 3, 0.5)
     assert config.ema_decay == elsa_task.ELSA_TRAIN_DEFAULTS["tiny"]["ema_decay"]  # the rest from the preset
+    assert _captured_config(monkeypatch, [*run, "--ema-decay", "0.99"]).ema_decay == 0.99
     assert config.out_dir == tmp_path / "run"
 
 
