@@ -220,7 +220,8 @@ def _app(args: argparse.Namespace) -> None:
 
 # TrainConfig fields that a `soundstage train` flag sets: flag -> field
 TRAIN_FLAGS = {"steps": "max_steps", "batch_size": "batch_size", "grad_accum": "gradient_accumulation_steps",
-               "lr": "learning_rate", "ema_decay": "ema_decay", "workers": "num_workers", "seed": "seed", "mixed_precision": "mixed_precision"}
+               "lr": "learning_rate", "ema_decay": "ema_decay", "workers": "num_workers", "seed": "seed",
+               "mixed_precision": "mixed_precision"}
 
 
 def _train_config(args: argparse.Namespace, preset_values: dict[str, Any]) -> TrainConfig:
