@@ -67,8 +67,8 @@ def plot_spectrograms(rows: list[dict[str, np.ndarray]], names: list[str], sampl
     for r, (row, name) in enumerate(zip(rows, names)):
         top = None
         for c, version in enumerate(VERSIONS):
-            power, freqs, times, image = axes[r, c].specgram(row[version], NFFT=1024, Fs=sample_rate, noverlap=768,
-                                                              scale="dB", cmap="magma")
+            power, _freqs, _times, image = axes[r, c].specgram(row[version], NFFT=1024, Fs=sample_rate, noverlap=768,
+                                                                scale="dB", cmap="magma")
             top = 10 * np.log10(power.max() + 1e-20) if top is None else top  # the input's peak sets the scale
             image.set_clim(top - 80, top)
             axes[r, c].set_yscale("symlog", linthresh=500)
@@ -119,9 +119,9 @@ def main() -> None:
         names.append(f"{i:02d} {record.get('class', '')}")
     plot_spectrograms(rows, names, sr, folder / "spectrograms.png")
     lines = [f"# Codec listening page: {args.before} (before) vs {args.after} (after)", "",
-             f"{len(clips)} most periodic clips of the {args.split} split of `{args.data}`, one per class, "
-             f"{args.seconds:g} s around each clip's loudest part, rendered binaurally (headphones). "
-             "W spectrograms: `spectrograms.png`.", "",
+             (f"{len(clips)} most periodic clips of the {args.split} split of `{args.data}`, one per class, "
+              f"{args.seconds:g} s around each clip's loudest part, rendered binaurally (headphones). "
+              "W spectrograms: `spectrograms.png`."), "",
              "| # | class | periodicity | W level before | W level after | input | before | after | source (licence) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for i, c in enumerate(clips, 1):

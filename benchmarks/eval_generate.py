@@ -359,10 +359,10 @@ def format_table(summary: dict[str, Any]) -> str:
     lines += [
         (f"{'moving source, framewise':<34}{mv['median_deg']:>8.2f}{'':>10}{mv['prompts']:>7}  {'<= 8':<16}"
          f"({mv['frames']} frames)"),
-        f"{'descriptive 4-way accuracy':<34}{ds['accuracy']:>8.3f}{'':>10}{ds['clips']:>7}  {'>= 0.90':<16}"
-        "(prompt words locked)",
-        f"{'  model alone (no lock)':<34}{summary['descriptive_no_lock']['accuracy']:>8.3f}{'':>10}"
-        f"{summary['descriptive_no_lock']['clips']:>7}",
+        (f"{'descriptive 4-way accuracy':<34}{ds['accuracy']:>8.3f}{'':>10}{ds['clips']:>7}  {'>= 0.90':<16}"
+        "(prompt words locked)"),
+        (f"{'  model alone (no lock)':<34}{summary['descriptive_no_lock']['accuracy']:>8.3f}{'':>10}"
+        f"{summary['descriptive_no_lock']['clips']:>7}"),
         f"{'ELSA class match, generated':<34}{sem['generated_accuracy']:>8.3f}{'':>10}{sem['clips']:>7}",
         f"{'ELSA class match, real':<34}{sem['real_accuracy']:>8.3f}",
         f"{'  ratio generated / real':<34}{sem['ratio']:>8.3f}{'':>10}{'':>7}  {'>= 0.60':<16}",

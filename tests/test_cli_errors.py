@@ -87,8 +87,8 @@ BAD = [  # (argv, message on stderr, exit status)
     ("train codec --data {d}/corpus --out {d}/run --steps 0", "argument --steps: expected a whole number >= 1", 2),
     ("train codec --data {d}/corpus --out {d}/run --lr nan", "argument --lr: expected a finite number, got 'nan'", 2),
     ("train codec --data {d}/corpus --out {d}/run --lr 0", "argument --lr: expected a number > 0, got '0'", 2),
-    ("train codec --data {d}/corpus --out {d}/run --ema-decay 1", "argument --ema-decay: expected a number in [0, 1), "
-     "got '1'", 2),
+    ("train codec --data {d}/corpus --out {d}/run --ema-decay 1", ("argument --ema-decay: expected a number in [0, 1), "
+     "got '1'"), 2),
     ("train codec --data {d}/corpus --out {d}/run --batch-size 1.5", "argument --batch-size: expected a whole number", 2),
     ("train elsa --data {d}/corpus --out {d}/run --loss x=1", "error: --loss sets codec loss weights", 2),
 ]

@@ -4,6 +4,7 @@
 """
 
 from .fingerprint import codec_fingerprint
+from .latent_norm import LatentNormalizer
 from .model import (
     CODEC_PRESETS,
     COMPRESSION,
@@ -13,7 +14,6 @@ from .model import (
     measure_codec_latent_statistics,
     measure_latent_scale,
 )
-from .latent_norm import LatentNormalizer
 
 __all__ = [
     "CODEC_PRESETS",

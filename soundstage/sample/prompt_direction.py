@@ -30,8 +30,8 @@ _AZIMUTH_PATTERNS: tuple[tuple[float, str], ...] = (
     (-135.0, rf"\b(?:back|rear){_SEP}right\b|\bright{_SEP}(?:back|rear)\b|\bbehind (?:\w+ )?{_PREP} {_OWNER} right\b"),
     (90.0, rf"\b{_PREP} {_OWNER} left\b|\bleft(?:{_SEP}hand)? side\b|\bleftwards?\b"),
     (-90.0, rf"\b{_PREP} {_OWNER} right\b|\bright(?:{_SEP}hand)? side\b|\brightwards?\b"),
-    (0.0, rf"\bin front\b|\b(?:to|from|at|in) the front\b|\bahead\b"),
-    (180.0, rf"\bbehind\b|\b(?:to|from|at|in) the (?:back|rear)\b"),
+    (0.0, r"\bin front\b|\b(?:to|from|at|in) the front\b|\bahead\b"),
+    (180.0, r"\bbehind\b|\b(?:to|from|at|in) the (?:back|rear)\b"),
 )
 _ELEVATION_PATTERNS: tuple[tuple[float, str], ...] = (
     (ELEVATION_DEG, r"\babove\b|\boverhead\b"),

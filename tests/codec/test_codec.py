@@ -23,8 +23,8 @@ from soundstage.codec.losses import (
     LogMelLoss,
     MultiChannelSTFTLoss,
     band_energy_loss,
-    level_loss,
     kl_loss,
+    level_loss,
     spatial_loss,
     spatial_terms,
 )
