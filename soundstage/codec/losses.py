@@ -5,7 +5,7 @@ Total loss (weights in :class:`CodecLossConfig`)::
     stft_weight * mean_c MRSTFT(channel c) + band_energy_weight * band energy + long_term_band_weight * long-term
         band energy + level_weight * level + spatial_weight * (direction + diffuseness)
         + intensity_weight * intensity vector + broadband_weight * broadband + mel_weight * log-mel
-        + kl_weight * KL  [+ adversarial terms]
+        + partial_weight * partials + kl_weight * KL  [+ adversarial terms]
 
 - MRSTFT (auraloss) is applied to each AmbiX channel on its own, so that the quiet Z channel counts as much as W.
 - Band energy compares channel levels in coarse time-frequency regions (and, long-term, over the whole crop) after
@@ -17,6 +17,9 @@ Total loss (weights in :class:`CodecLossConfig`)::
   (:func:`spatial_terms`) compare active intensity direction, diffuseness, intensity vectors and the whole-crop
   intensity (what the evaluation's angle error measures).
 - KL to N(0, I) only keeps the posterior tidy for diffusion; ``latent_scale`` fixes the variance after training.
+- Partials (off by default) compare W's level at the harmonics of the input's tracked pitch, in periodic frames
+  only: the other terms average a -6 dB partial with the near-empty bins around it and forgive it (a tone's
+  level is one bin among hundreds), this term counts nothing else.
 - Log-mel (off by default) forgives a partial one bin off more than MRSTFT does. What each term was measured to do
   is in docs/codec.md.
 """
@@ -29,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from soundstage.codec.pitch_track import frame_pitch
 from soundstage.common.stft import stft
 from soundstage.foa import foa_stft, intensity_from_stft
 
@@ -52,6 +56,8 @@ class CodecLossConfig:
     spatial_n_fft: int = 512
     spatial_bands: int = 16  # log-spaced frequency regions
     spatial_region_frames: int = 8  # STFT frames per time region (~85 ms at hop 256, 24 kHz)
+    partial_weight: float = 0.0  # |log10 power ratio| at the input's partials (see partial_level_loss); 0.3 = 3 dB
+    partial_harmonics: int = 32
     mel_weight: float = 0.0  # log10 mel power L1; 1 = a factor of 10 in power on average
     mel_fft_sizes: tuple[int, ...] = (2048, 1024, 512)
     mel_bands: int = 80
@@ -169,6 +175,44 @@ def level_loss(pred: torch.Tensor, target: torch.Tensor, floor_db: float = 60.0)
     return (torch.log10(energy_p + floor) - torch.log10(energy_t + floor)).abs().mean()
 
 
+PARTIAL_HOP = 512  # the codec's latent hop at 24 kHz: the loss measures the frames the harmonic branch is driven by
+PARTIAL_N_FFT = 2048  # 11.7 Hz bins at 24 kHz: partials of a 50 Hz fundamental are four bins apart
+PARTIAL_PERIODICITY = 0.5
+
+
+def partial_level_loss(pred: torch.Tensor, target: torch.Tensor, sample_rate: int, harmonics: int = 32,
+                       floor_db: float = 60.0) -> torch.Tensor:
+    """Mean ``|log10 P_pred - log10 P_target|`` of W's power at the partials of the target's pitch, ``(B, C, T)``.
+
+    Per frame of :data:`PARTIAL_HOP` samples the target's W is tracked (:func:`frame_pitch`); in frames with
+    periodicity >= 0.5 both W spectra (Hann, :data:`PARTIAL_N_FFT`, centred on the frame) are read at ``k * f0``
+    for ``k = 1 .. harmonics`` below 0.45 x the sample rate (magnitudes interpolated between the two nearest bins).
+    Partials more than ``floor_db`` below the item's loudest are left out. 0 when no frame is periodic.
+    """
+    hop = PARTIAL_HOP
+    frames = -(-pred.shape[-1] // hop)
+    pad = frames * hop - pred.shape[-1]
+    w_pred, w_target = F.pad(pred[:, 0], (0, pad)), F.pad(target[:, 0], (0, pad))
+    with torch.no_grad():
+        f0, periodicity = frame_pitch(w_target, sample_rate, hop)  # (B, L)
+    # frame l of a centred STFT of the signal shifted by half a hop is centred on latent frame l's centre
+    both = F.pad(torch.stack((w_pred, w_target))[..., hop // 2 :], (0, hop // 2))
+    magnitude = stft(both, PARTIAL_N_FFT, hop).abs()[..., :frames].transpose(-1, -2)  # (2, B, L, F)
+    k = torch.arange(1, harmonics + 1, device=pred.device, dtype=pred.dtype)
+    freqs = f0[..., None] * k  # (B, L, K)
+    position = freqs * PARTIAL_N_FFT / sample_rate
+    low = position.floor().long().clamp(0, magnitude.shape[-1] - 2)
+    frac = (position - low).clamp(0.0, 1.0)
+    index = low.expand(2, *low.shape)
+    level = (magnitude.gather(-1, index) * (1 - frac) + magnitude.gather(-1, index + 1) * frac).square()
+    peak = level[1].flatten(1).amax(1)[:, None, None]  # (B, 1, 1)
+    floor = peak * 10.0 ** (-floor_db / 10.0) + 1e-12
+    weight = ((periodicity >= PARTIAL_PERIODICITY)[..., None] & (freqs < 0.45 * sample_rate)
+              & (level[1] > floor)).to(pred.dtype)
+    error = (torch.log10(level[0] + floor) - torch.log10(level[1] + floor)).abs()
+    return (error * weight).sum() / weight.sum().clamp_min(1.0)
+
+
 def spatial_terms(
     pred: torch.Tensor, target: torch.Tensor, n_fft: int = 512, num_bands: int = 16, region_frames: int = 8
 ) -> dict[str, torch.Tensor]:
@@ -277,6 +321,7 @@ class CodecLoss(nn.Module):
     def __init__(self, config: CodecLossConfig | None = None, sample_rate: int = 24000):
         super().__init__()
         self.config = config or CodecLossConfig()
+        self.sample_rate = sample_rate
         self.stft = MultiChannelSTFTLoss(self.config.fft_sizes, self.config.hop_fractions, self.config.stft_log_eps)
         self.mel = (LogMelLoss(sample_rate, self.config.mel_fft_sizes, self.config.mel_bands)
                     if self.config.mel_weight > 0 else None)
@@ -294,11 +339,14 @@ class CodecLoss(nn.Module):
             **spatial_terms(pred, target, c.spatial_n_fft, c.spatial_bands, c.spatial_region_frames),
             "kl": kl_loss(mean, std),
         }
+        if c.partial_weight > 0:
+            terms["partial"] = partial_level_loss(pred, target, self.sample_rate, c.partial_harmonics)
         if self.mel is not None:
             terms["mel"] = self.mel(pred, target)
         weights = {"mel": c.mel_weight, "stft": c.stft_weight, "band_energy": c.band_energy_weight,
                    "long_term_band": c.long_term_band_weight, "level": c.level_weight,
                    "direction": c.spatial_weight, "diffuseness": c.spatial_weight,
-                   "intensity_vector": c.intensity_weight, "broadband": c.broadband_weight, "kl": c.kl_weight}
+                   "intensity_vector": c.intensity_weight, "broadband": c.broadband_weight, "partial": c.partial_weight,
+                   "kl": c.kl_weight}
         total = sum(weights[name] * value for name, value in terms.items())
         return total, {f"loss_{name}": value.item() for name, value in terms.items()}

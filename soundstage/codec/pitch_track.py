@@ -10,7 +10,9 @@ synthesises from the measurement.
   frame's strongest spectral peak ``p`` (parabolic interpolation on a 4x zero-padded spectrum) as ``p / round(p /
   f0)``, so that the harmonic grid passes exactly through the loudest partial. Above 8 kHz a pure tone gets a
   sub-multiple of its frequency: harmonic ``k`` of that grid is the tone, which a harmonic synthesiser handles as
-  well (only the amplitudes differ).
+  well (only the amplitudes differ). A frame whose fundamental sits a whole number of octaves away from the median
+  of the periodic frames around it is an octave slip of YIN (a few frames of a voice or an instrument jumping to
+  half or double) and is moved back by those octaves before snapping (:func:`fix_octave_slips`).
 - :func:`harmonic_bank`: ``K`` sinusoids at ``k * f0`` with per-frame amplitudes; frequencies and amplitudes are
   interpolated linearly to the sample rate and the phase is their running sum, so a steady partial is one unbroken
   sinusoid (no overlap-add, no frame-to-frame phase to invent). Partials at or above 0.45 x the sample rate are
@@ -28,6 +30,12 @@ MIN_F0_HZ = 50.0
 MAX_F0_HZ = 8000.0
 WINDOW_SECONDS = 0.085  # two periods of the lowest f0 fit in half of it (YIN's lag range)
 YIN_THRESHOLD = 0.15
+# octave-slip check: neighbours within +-2 frames, at least 3 periodic frames (periodicity >= 0.5) to vote, and a
+# distance within 0.15 octave (1.8 semitones) of a whole number of octaves
+SLIP_RADIUS = 2
+SLIP_MIN_VOTERS = 3
+SLIP_PERIODICITY = 0.5
+SLIP_TOLERANCE = 0.15
 ENERGY_FLOOR = 1e-10  # per sample: silent frames get periodicity 0
 # latent encoding (FOACodecConfig.pitch_latents): two channels before the direction channels
 NUM_PITCH_CHANNELS = 2
@@ -102,6 +110,30 @@ def _strongest_peak_hz(frames: torch.Tensor, sample_rate: int) -> torch.Tensor:
     return (k.float() + offset) * sample_rate / size
 
 
+def _snap(f0: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
+    """Move ``f0`` to ``peak / round(peak / f0)`` so that its harmonic grid passes through the strongest peak."""
+    ratio = torch.round(peak / f0)
+    return torch.where((ratio >= 1) & (ratio <= 64), peak / ratio.clamp_min(1), f0)
+
+
+def fix_octave_slips(f0: torch.Tensor, periodicity: torch.Tensor) -> torch.Tensor:
+    """``(B, L)`` fundamentals -> the same with octave slips moved back (module doc), ``(B, L)``.
+
+    The reference of frame ``l`` is the median ``log2 f0`` of the periodic frames among ``l - 2 .. l + 2`` (itself
+    included), so a slip lasting one or two frames is outvoted while a real leap (held three frames or more) is
+    kept; frames with fewer than three periodic voters are left as they are.
+    """
+    log_f0 = torch.log2(f0.clamp_min(1e-6))
+    width = 2 * SLIP_RADIUS + 1
+    votes = F.pad(torch.where(periodicity >= SLIP_PERIODICITY, log_f0, torch.nan), (SLIP_RADIUS, SLIP_RADIUS),
+                  value=torch.nan).unfold(-1, width, 1)  # (B, L, 5)
+    reference = votes.nanmedian(-1).values
+    octaves = log_f0 - reference
+    shift = torch.round(octaves)
+    slipped = ((~votes.isnan()).sum(-1) >= SLIP_MIN_VOTERS) & (shift != 0) & ((octaves - shift).abs() < SLIP_TOLERANCE)
+    return torch.where(slipped, f0 * torch.exp2(-shift), f0)
+
+
 def frame_pitch(w: torch.Tensor, sample_rate: int, hop: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, L * hop)`` mono (FOA's W) -> fundamental ``(B, L)`` in Hz and periodicity ``(B, L)`` in [0, 1] per latent
     frame (module doc). Periodicity near 1 means a clean periodic frame; noise and silence give values near 0."""
@@ -111,10 +143,10 @@ def frame_pitch(w: torch.Tensor, sample_rate: int, hop: int) -> tuple[torch.Tens
     flat = frames.reshape(b * n_frames, window)
     period, periodicity = _yin(flat, sample_rate)
     f0 = sample_rate / period
-    peak = _strongest_peak_hz(flat, sample_rate)
-    ratio = torch.round(peak / f0)
-    snapped = torch.where((ratio >= 1) & (ratio <= 64), peak / ratio.clamp_min(1), f0)
-    return snapped.reshape(b, n_frames), periodicity.reshape(b, n_frames)
+    peak = _strongest_peak_hz(flat, sample_rate).reshape(b, n_frames)
+    periodicity = periodicity.reshape(b, n_frames)
+    f0 = fix_octave_slips(_snap(f0.reshape(b, n_frames), peak), periodicity)
+    return _snap(f0, peak), periodicity
 
 
 def pitch_latents(w: torch.Tensor, sample_rate: int, hop: int) -> torch.Tensor:
@@ -160,4 +192,4 @@ def harmonic_bank(f0_hz: torch.Tensor, amplitudes: torch.Tensor, sample_rate: in
     return (amp * torch.sin(angle.remainder(2 * math.pi)).to(amp.dtype)).sum(1)
 
 
-__all__ = ["NUM_PITCH_CHANNELS", "PITCH_STD", "f0_from_latents", "frame_pitch", "harmonic_bank", "pitch_latents"]
+__all__ = ["NUM_PITCH_CHANNELS", "PITCH_STD", "f0_from_latents", "fix_octave_slips", "frame_pitch", "harmonic_bank", "pitch_latents"]

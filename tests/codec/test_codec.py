@@ -25,6 +25,7 @@ from soundstage.codec.losses import (
     band_energy_loss,
     kl_loss,
     level_loss,
+    partial_level_loss,
     spatial_loss,
     spatial_terms,
 )
@@ -385,6 +386,22 @@ def test_log_mel_loss_forgives_a_partial_one_bin_off_more_than_mrstft_does() -> 
     mel_ratio = float(mel(tone(near), target)) / float(mel(silence, target))
     mrstft_ratio = float(mrstft(tone(near), target)) / float(mrstft(silence, target))
     assert mel_ratio < 0.09 and mrstft_ratio > 0.14
+
+
+def test_partial_level_loss_reads_the_input_partials_in_log10_power_units() -> None:
+    sr = 24000
+    t = torch.arange(sr) / sr
+
+    def note(hz: float) -> torch.Tensor:
+        w = sum(0.1 / k * torch.sin(2 * math.pi * hz * k * t) for k in range(1, 6))
+        return w[None, None] * torch.tensor([1.0, 0.5, 0.3, 0.1])[None, :, None]
+
+    target = note(220.0)
+    assert float(partial_level_loss(target, target, sr)) == 0.0
+    assert float(partial_level_loss(0.5 * target, target, sr)) == pytest.approx(math.log10(4.0), abs=0.02)
+    assert float(partial_level_loss(note(220.0 * 1.06), target, sr)) > 1.0  # a semitone sharp: > 10 dB off
+    noise = 0.1 * torch.randn(1, 4, sr, generator=torch.Generator().manual_seed(0))
+    assert float(partial_level_loss(0.1 * noise, noise, sr)) == 0.0  # no periodic frame: nothing to compare
 
 
 def test_level_loss_sees_a_loud_band_low_that_the_band_terms_average_away() -> None:

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from soundstage.codec.pitch_track import frame_pitch, harmonic_bank
+from soundstage.codec.pitch_track import fix_octave_slips, frame_pitch, harmonic_bank
 
 SR, HOP, FRAMES = 24_000, 512, 32
 T = torch.arange(FRAMES * HOP) / SR
@@ -72,3 +72,22 @@ def test_harmonic_bank_glides_without_phase_jumps_and_mutes_partials_near_nyquis
 def test_harmonic_bank_checks_the_f0_shape():
     with pytest.raises(ValueError, match="f0 must have shape"):
         harmonic_bank(torch.ones(1, FRAMES - 1), torch.ones(1, 2, FRAMES), SR, HOP)
+
+
+def test_a_slip_of_one_or_two_frames_is_moved_back_by_whole_octaves():
+    f0 = torch.full((1, 12), 220.0)
+    f0[0, 3], f0[0, 7:9] = 440.0, 110.0 * 1.02  # an octave up; two frames an octave (and a bit) down
+    fixed = fix_octave_slips(f0, torch.full_like(f0, 0.9))
+    expected = torch.full((1, 12), 220.0)
+    expected[0, 7:9] = 220.0 * 1.02
+    assert torch.allclose(fixed, expected)
+
+
+def test_a_held_leap_a_fifth_and_unvoiced_neighbours_are_kept():
+    leap = torch.tensor([[220.0] * 5 + [440.0] * 5])  # a melody's octave leap held for five frames
+    fifth = torch.tensor([[220.0] * 4 + [330.0] + [220.0] * 4])  # 0.58 octave: not a slip
+    assert torch.equal(fix_octave_slips(leap, torch.full_like(leap, 0.9)), leap)
+    assert torch.equal(fix_octave_slips(fifth, torch.full_like(fifth, 0.9)), fifth)
+    lone = torch.tensor([[100.0, 3000.0, 440.0, 2000.0, 150.0]])  # one periodic frame among noise: too few voters
+    periodicity = torch.tensor([[0.1, 0.2, 0.9, 0.1, 0.2]])
+    assert torch.equal(fix_octave_slips(lone, periodicity), lone)
