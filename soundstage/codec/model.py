@@ -10,7 +10,9 @@ input checks.
 
 With ``direction_latents`` (on in every preset) the last three latent channels are not learned: they carry each
 latent frame's direction and the decoder pans its output to obey them (:mod:`.direction_latents`), because a
-learned decoder alone leaves a reverberant clip's direction to the net residue of many per-bin errors.
+learned decoder alone leaves a reverberant clip's direction to the net residue of many per-bin errors. Before them
+may come a measured pitch track (``pitch_latents``, :mod:`.pitch_track`) and W's level in a few bands
+(``level_bands``, :mod:`.band_levels`), which the decoder likewise obeys.
 
 ``encode`` returns the posterior mean (or a sample) normalised for diffusion (:mod:`.latent_norm`): per channel by the
 ``latent_mean`` / ``latent_std`` measured at export when the config has them, else times the pooled ``latent_scale``
@@ -24,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -38,6 +40,7 @@ from soundstage.common.compat import grad_only_for_input
 from soundstage.common.pretrained import FormatError, PretrainedMixin, raise_if_configs_differ
 from soundstage.foa import FOAInputError, check_foa
 
+from .band_levels import LEVEL_STD, band_weights, frame_band_levels, impose_band_levels
 from .direction_latents import (
     DIRECTION_GAIN,
     DIRECTION_STD,
@@ -58,7 +61,8 @@ ARCHITECTURES = tuple(BACKBONES)
 MEASURED_FIELDS = ("latent_scale", "latent_mean", "latent_std", "output_eq_hz", "output_eq_db")
 # options added after codecs were bundled, with the value that leaves a codec as it was before they existed: a config
 # at these values is fingerprinted without them, so the latents and DiTs of earlier codecs keep their pairing
-LATER_OPTIONS: dict[str, Any] = {"pitch_latents": False, "harmonics": 32, "latent_mean": [], "latent_std": []}
+LATER_OPTIONS: dict[str, Any] = {"pitch_latents": False, "harmonics": 32, "latent_mean": [], "latent_std": [],
+                                 "level_bands": 0}
 # decoder options removed after measurement (docs/codec.md) with the value every saved codec has them at
 RETIRED_FIELDS: dict[str, Any] = {"phase_advance": False, "steady_upsampling": False, "cumulative_phase": False,
                                   "head_hidden": 0}
@@ -92,6 +96,9 @@ class FOACodecConfig:
     # periodicity) and the decoder adds `harmonics` oscillators at its multiples (codec/pitch_track.py)
     pitch_latents: bool = False
     harmonics: int = 32
+    # stft arch: with K > 0, the K latent channels before the pitch (or direction) channels carry W's level in K broad
+    # bands per latent frame, and the decoder scales its output to them (codec/band_levels.py)
+    level_bands: int = 0
     # output equaliser (stft arch), measured after training by calibrate_output_eq: gains in dB at frequencies in Hz,
     # interpolated over log frequency onto the decoder's bins (held constant beyond the ends); empty: none
     output_eq_hz: tuple[float, ...] = ()
@@ -141,6 +148,13 @@ class FOACodecConfig:
                                  f"than {reserved} latent channels (arch={self.arch!r}, direction_latents="
                                  f"{self.direction_latents}, harmonics={self.harmonics}, latent_channels="
                                  f"{self.latent_channels})")
+        if self.level_bands:
+            reserved = (self.level_bands + NUM_PITCH_CHANNELS * self.pitch_latents
+                        + NUM_DIRECTION_CHANNELS * self.direction_latents)
+            if self.arch != "stft" or self.level_bands < 2 or self.latent_channels <= reserved:
+                raise ValueError(f"level_bands needs the stft arch, at least 2 bands and a learned latent channel left "
+                                 f"(arch={self.arch!r}, level_bands={self.level_bands}, {reserved} of "
+                                 f"{self.latent_channels} latent channels measured)")
         if self.arch == "stft":
             ratio = self.hop // self.stft_hop
             if self.hop % self.stft_hop or ratio & (ratio - 1):
@@ -186,8 +200,8 @@ class CodecBackbone(Protocol):
         """Apply the output equaliser of the config (``output_eq_hz/db``)."""
         ...
 
-    def reorder_latent_channels(self, order: list[int], silenced: int) -> None:
-        """Permute latent channels to ``order`` and make the decoder ignore the last ``silenced`` of them."""
+    def reorder_latent_channels(self, order: list[int], silenced: Sequence[int]) -> None:
+        """Permute latent channels to ``order`` and make the decoder ignore those at the new positions ``silenced``."""
         ...
 
 
@@ -217,6 +231,16 @@ class FOACodec(nn.Module, PretrainedMixin):
         for name, part in backbone.named_children():
             self.add_module(name, part)
         self.backbone.set_output_eq(config.output_eq_hz, config.output_eq_db)
+        if config.level_bands:
+            self.register_buffer("level_weights", band_weights(config.level_bands, config.n_fft, config.sample_rate),
+                                 persistent=False)
+
+    @property
+    def level_channels(self) -> slice:
+        """Where the band-level channels sit in a latent: just before the pitch and direction channels."""
+        c = self.config
+        end = c.latent_channels - NUM_PITCH_CHANNELS * c.pitch_latents - NUM_DIRECTION_CHANNELS * c.direction_latents
+        return slice(end - c.level_bands, end)
 
     @classmethod
     def config_from_values(cls, values: dict[str, Any]) -> FOACodecConfig:
@@ -260,8 +284,12 @@ class FOACodec(nn.Module, PretrainedMixin):
         foa = self._pad(foa)
         mean, scale = self.backbone.encode(foa).chunk(2, dim=1)
         std = F.softplus(scale) + 1e-4  # the Oobleck/Stable Audio parameterisation of the posterior scale
-        # the last channels are measured, not learned: pitch, then direction (pitch_track and direction_latents docs)
+        # the last channels are measured, not learned: band levels, pitch, then direction (their modules' docs)
         measured, fixed_std = [], []
+        if self.config.level_bands:
+            c = self.config
+            measured.append(frame_band_levels(foa[:, 0], self.level_weights, c.n_fft, c.stft_hop, self.hop))
+            fixed_std.append(LEVEL_STD)
         if self.config.pitch_latents:
             measured.append(pitch_latents(foa[:, 0], self.sample_rate, self.hop))
             fixed_std.append(PITCH_STD)
@@ -278,6 +306,10 @@ class FOACodec(nn.Module, PretrainedMixin):
     def decode_unscaled(self, latent: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Audio ``(B, 4, length or L * hop)`` from unscaled latents (what training feeds the decoder)."""
         audio = self.backbone.decode(latent)
+        if self.config.level_bands:
+            c = self.config
+            audio = impose_band_levels(audio, latent[:, self.level_channels], self.level_weights, c.n_fft, c.stft_hop,
+                                       self.hop)
         if self.config.direction_latents:
             audio = impose_frame_direction(audio, latent[:, -NUM_DIRECTION_CHANNELS:] / DIRECTION_GAIN, self.hop)
         return audio[..., :length] if length is not None else audio
@@ -368,8 +400,29 @@ class FOACodec(nn.Module, PretrainedMixin):
             raise ValueError("repurpose_as_direction_latents needs an stft codec without direction latents")
         if len(set(channels)) != k or not all(0 <= ch < c for ch in channels):
             raise ValueError(f"give {k} distinct latent channels in [0, {c}), got {channels}")
-        self.backbone.reorder_latent_channels([ch for ch in range(c) if ch not in channels] + list(channels), k)
+        self.backbone.reorder_latent_channels([ch for ch in range(c) if ch not in channels] + list(channels),
+                                              range(c - k, c))
         self.config = dataclasses.replace(self.config, direction_latents=True)
+
+    def repurpose_as_level_latents(self, keep: tuple[int, ...], bands: int) -> None:
+        """Turn a trained stft codec without band levels into one with ``bands`` of them, in place (to fine-tune it).
+
+        Of the learned latent channels, those in ``keep`` stay learned, moved to the front in the given order; the
+        others become the band-level channels, and the decoder's weights from them are zeroed, so the network's
+        output is what it was with those channels at zero (before the band levels are imposed).
+        """
+        c = self.config.latent_channels
+        learned = self.level_channels.stop  # with no band levels yet, the learned channels end where they would start
+        if self.config.arch != "stft" or self.config.level_bands:
+            raise ValueError("repurpose_as_level_latents needs an stft codec without band levels")
+        if len(set(keep)) != len(keep) or len(keep) + bands != learned or not all(0 <= ch < learned for ch in keep):
+            raise ValueError(f"keep {learned - bands} distinct learned channels in [0, {learned}) for {bands} band "
+                             f"levels, got {keep}")
+        config = dataclasses.replace(self.config, level_bands=bands)  # validates
+        order = list(keep) + [ch for ch in range(learned) if ch not in keep] + list(range(learned, c))
+        self.backbone.reorder_latent_channels(order, range(len(keep), learned))
+        self.config = config
+        self.register_buffer("level_weights", band_weights(bands, config.n_fft, config.sample_rate), persistent=False)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

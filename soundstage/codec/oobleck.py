@@ -45,5 +45,5 @@ class OobleckBackbone(nn.Module):
         if hz or db:
             raise ValueError("the output equaliser applies to the stft architecture only")
 
-    def reorder_latent_channels(self, order: list[int], silenced: int) -> None:
+    def reorder_latent_channels(self, order: list[int], silenced: Sequence[int]) -> None:
         raise ValueError("repurposing latent channels is implemented for the stft architecture only")

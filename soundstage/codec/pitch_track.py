@@ -183,13 +183,19 @@ def harmonic_bank(f0_hz: torch.Tensor, amplitudes: torch.Tensor, sample_rate: in
 
     f0 = to_samples(f0_hz.clamp_min(0.0)[:, None])[:, 0]  # (B, T)
     amp = to_samples(amplitudes)  # (B, K, T)
-    harmonics = torch.arange(1, k + 1, device=f0.device, dtype=f0.dtype)[None, :, None]
-    freqs = f0[:, None] * harmonics  # (B, K, T)
-    amp = amp * (freqs < 0.45 * sample_rate) * (f0[:, None] > 0)
-    # phase at sample n: sum of the angular steps before it (float64 keeps long clips exact)
-    steps = (2 * math.pi / sample_rate) * freqs.double()
-    angle = torch.cumsum(steps, dim=-1) - steps  # every partial starts at phase 0
-    return (amp * torch.sin(angle.remainder(2 * math.pi)).to(amp.dtype)).sum(1)
+    # the fundamental's phase at sample n: the sum of the angular steps before it (float64 keeps long clips exact);
+    # harmonic k's phase is k times it, and sin(k phase) follows from the two before it (Chebyshev recurrence), which
+    # is several times faster than K sines
+    steps = (2 * math.pi / sample_rate) * f0.double()
+    phase = (torch.cumsum(steps, dim=-1) - steps).remainder(2 * math.pi)  # every partial starts at phase 0
+    sine, twice_cos = torch.sin(phase).to(amp.dtype), 2 * torch.cos(phase).to(amp.dtype)
+    below, current = torch.zeros_like(sine), sine
+    out = torch.zeros_like(sine)
+    for harmonic in range(1, k + 1):
+        audible = (f0 * harmonic < 0.45 * sample_rate) & (f0 > 0)
+        out = out + amp[:, harmonic - 1] * current * audible
+        below, current = current, twice_cos * current - below
+    return out
 
 
 __all__ = ["NUM_PITCH_CHANNELS", "PITCH_STD", "f0_from_latents", "fix_octave_slips", "frame_pitch", "harmonic_bank", "pitch_latents"]

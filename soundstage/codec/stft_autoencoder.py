@@ -239,9 +239,9 @@ class STFTBackbone(nn.Module):
         self.decoder.set_output_gain(torch.from_numpy(10.0 ** (gain_db / 20.0)).float())
 
     @torch.no_grad()
-    def reorder_latent_channels(self, order: list[int], silenced: int) -> None:
+    def reorder_latent_channels(self, order: list[int], silenced: Sequence[int]) -> None:
         """Permute the latent channels to ``order`` (encoder outputs and decoder inputs alike) and zero the
-        decoder's weights from the last ``silenced`` of them, so that the decoder ignores those channels."""
+        decoder's weights from the channels at the new positions ``silenced``, so that the decoder ignores them."""
         c = len(order)
         out = self.encoder.out  # rows: C means, then C scales
         rows = order + [c + ch for ch in order]
@@ -249,4 +249,4 @@ class STFTBackbone(nn.Module):
         out.bias.copy_(out.bias[rows])
         embed = self.decoder.embed  # weight (dim, C, kernel)
         embed.weight.copy_(embed.weight[:, order])
-        embed.weight[:, -silenced:] = 0.0
+        embed.weight[:, list(silenced)] = 0.0
