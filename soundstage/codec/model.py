@@ -232,8 +232,12 @@ class FOACodec(nn.Module, PretrainedMixin):
             self.add_module(name, part)
         self.backbone.set_output_eq(config.output_eq_hz, config.output_eq_db)
         if config.level_bands:
-            self.register_buffer("level_weights", band_weights(config.level_bands, config.n_fft, config.sample_rate),
-                                 persistent=False)
+            self._register_level_weights()
+
+    def _register_level_weights(self) -> None:
+        """The ``(K, F)`` band weights of ``config.level_bands``, derived from the config (not saved)."""
+        c = self.config
+        self.register_buffer("level_weights", band_weights(c.level_bands, c.n_fft, c.sample_rate), persistent=False)
 
     @property
     def level_channels(self) -> slice:
@@ -422,7 +426,7 @@ class FOACodec(nn.Module, PretrainedMixin):
         order = list(keep) + [ch for ch in range(learned) if ch not in keep] + list(range(learned, c))
         self.backbone.reorder_latent_channels(order, range(len(keep), learned))
         self.config = config
-        self.register_buffer("level_weights", band_weights(bands, config.n_fft, config.sample_rate), persistent=False)
+        self._register_level_weights()
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
