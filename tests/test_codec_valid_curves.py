@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from .benchmark_scripts import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def script() -> Iterator[object]:
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    yield importlib.import_module("codec_valid_curves")
-    sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_module("codec_valid_curves") as module:
+        yield module
 
 
 def _run(folder: Path, records: list[dict]) -> Path:

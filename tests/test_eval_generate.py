@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -16,16 +14,14 @@ from soundstage.common.audio import save_audio
 from soundstage.foa import encode_mono, vector_to_angles
 from soundstage.sample import SoundstagePipeline, parse_trajectory, trajectory_vectors
 
+from .benchmark_scripts import benchmark_module
 from .sample.conftest import tiny_components
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def ev() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # the script imports results_io from its own folder
-    yield importlib.import_module("eval_generate")
-    sys.path.remove(str(ROOT / "benchmarks"))
+    with benchmark_module("eval_generate") as module:
+        yield module
 
 
 def test_quadrant_edges(ev: ModuleType) -> None:
