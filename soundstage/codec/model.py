@@ -109,6 +109,12 @@ class FOACodecConfig:
     oobleck_multiples: tuple[int, ...] = (1, 2, 4, 8, 16)
     oobleck_decoder_channels: int = 128
 
+    @property
+    def learned_channels(self) -> int:
+        """Latent channels the encoder learns: those not measured (band levels, pitch, direction)."""
+        return (self.latent_channels - self.level_bands - NUM_PITCH_CHANNELS * self.pitch_latents
+                - NUM_DIRECTION_CHANNELS * self.direction_latents)
+
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
@@ -148,13 +154,11 @@ class FOACodecConfig:
                                  f"than {reserved} latent channels (arch={self.arch!r}, direction_latents="
                                  f"{self.direction_latents}, harmonics={self.harmonics}, latent_channels="
                                  f"{self.latent_channels})")
-        if self.level_bands:
-            reserved = (self.level_bands + NUM_PITCH_CHANNELS * self.pitch_latents
-                        + NUM_DIRECTION_CHANNELS * self.direction_latents)
-            if self.arch != "stft" or self.level_bands < 2 or self.latent_channels <= reserved:
-                raise ValueError(f"level_bands needs the stft arch, at least 2 bands and a learned latent channel left "
-                                 f"(arch={self.arch!r}, level_bands={self.level_bands}, {reserved} of "
-                                 f"{self.latent_channels} latent channels measured)")
+        if self.level_bands and (self.arch != "stft" or self.level_bands < 2 or self.learned_channels < 1):
+            raise ValueError(f"level_bands needs the stft arch, at least 2 bands and a learned latent channel left "
+                             f"(arch={self.arch!r}, level_bands={self.level_bands}, "
+                             f"{self.latent_channels - self.learned_channels} of {self.latent_channels} latent "
+                             f"channels measured)")
         if self.arch == "stft":
             ratio = self.hop // self.stft_hop
             if self.hop % self.stft_hop or ratio & (ratio - 1):
@@ -241,10 +245,9 @@ class FOACodec(nn.Module, PretrainedMixin):
 
     @property
     def level_channels(self) -> slice:
-        """Where the band-level channels sit in a latent: just before the pitch and direction channels."""
-        c = self.config
-        end = c.latent_channels - NUM_PITCH_CHANNELS * c.pitch_latents - NUM_DIRECTION_CHANNELS * c.direction_latents
-        return slice(end - c.level_bands, end)
+        """Where the band-level channels sit in a latent: after the learned ones, before pitch and direction."""
+        start = self.config.learned_channels
+        return slice(start, start + self.config.level_bands)
 
     @classmethod
     def config_from_values(cls, values: dict[str, Any]) -> FOACodecConfig:
@@ -416,7 +419,7 @@ class FOACodec(nn.Module, PretrainedMixin):
         output is what it was with those channels at zero (before the band levels are imposed).
         """
         c = self.config.latent_channels
-        learned = self.level_channels.stop  # with no band levels yet, the learned channels end where they would start
+        learned = self.config.learned_channels
         if self.config.arch != "stft" or self.config.level_bands:
             raise ValueError("repurpose_as_level_latents needs an stft codec without band levels")
         if len(set(keep)) != len(keep) or len(keep) + bands != learned or not all(0 <= ch < learned for ch in keep):
