@@ -15,6 +15,10 @@ Three kinds of measure (docs/evaluation.md says why each is computed the way it 
    ``elevation_l1_deg`` = mean absolute errors of the broadband DOA; ``distance_l1_m``, ``t30_l1_s``,
    ``floor_area_l1_m2`` = mean absolute errors of ELSA's regression heads. Clips without a requested value (or
    with a trajectory, for direction) are left out of that measure; ``null`` when no clip has one.
+4. **Level**: each clip's W RMS in dBFS over the whole clip (the measure the corpus is normalised by, so real clips
+   sit near one value): ``w_level_dbfs_median`` and its offset from the reference set's median
+   (``w_level_offset_db``, negative = quieter) and the 1-D Wasserstein distance between the two sets' levels
+   (``w_level_w1_db``). The distances above say how far apart two sets lie, not how much quieter one is.
 
 Embeddings and measured directions are cached per file content hash and model
 (:class:`~soundstage.evaluation.clips.EmbeddingCache`), so a reference set is embedded once and a re-run costs only
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.stats
 import torch
 from tqdm.auto import tqdm
 
@@ -59,6 +64,7 @@ CHANNELS = ("W", "Y", "Z", "X")  # AmbiX ACN order
 ELSA_MAX_SECONDS = 10.0
 MIN_SECONDS = 0.1  # shorter files are refused: no 40-ms frame analysis or embedding block is meaningful
 DOA_ID = f"doa-v1-{FRAME_SECONDS * 1000:g}ms-{GATE_DB:g}dB"  # the measured directions, cached like the embeddings
+LEVEL_ID = "w-rms-dbfs-v1"  # the W level, cached the same way
 HEAD_KEYS = {"distance_m": "distance_l1_m", "t30_s": "t30_l1_s", "floor_area_m2": "floor_area_l1_m2"}
 
 
@@ -78,7 +84,8 @@ def load_aisfx(path: str | Path = "aisfx") -> AiSFX:
 
 
 class ClipAnalyser:
-    """Loads each clip once and returns its embeddings (cached by content hash) and its measured direction."""
+    """Loads each clip once and returns its embeddings and W level (cached by content hash) and its measured
+    direction."""
 
     def __init__(self, sfx: AiSFX, elsa: ELSA, cache: EmbeddingCache) -> None:
         self.sfx, self.elsa, self.cache = sfx, elsa, cache
@@ -86,13 +93,15 @@ class ClipAnalyser:
         self.elsa_id = f"elsa-{module_fingerprint(elsa)}-{ELSA_MAX_SECONDS:g}s"
 
     def __call__(self, clip: Clip, sample_rate: int, localize: bool = True) -> dict[str, Any]:
-        """Embeddings of ``clip``; with ``localize`` and a requested direction also its measured directions."""
+        """Embeddings and W level of ``clip``; with ``localize`` and a requested direction also its measured
+        directions."""
         sha = file_sha256(clip.path)
         sfx, elsa = self.cache.get(self.sfx_id, sha), self.cache.get(self.elsa_id, sha)
+        level = self.cache.get(LEVEL_ID, sha)
         localize = localize and clip.direction is not None
         doa = self.cache.get(DOA_ID, sha) if localize else None
         audio = None
-        if sfx is None or elsa is None or (localize and doa is None):
+        if sfx is None or elsa is None or level is None or (localize and doa is None):
             try:
                 audio, _ = load_audio(clip.path, channels=4, min_samples=round(MIN_SECONDS * sample_rate),
                                       silence="warn")
@@ -106,7 +115,11 @@ class ClipAnalyser:
                 limit = round(ELSA_MAX_SECONDS * sample_rate)
                 elsa = self.elsa.embed_audio(audio[:, :limit], sample_rate)[0].cpu().numpy()
             self.cache.put(self.elsa_id, sha, elsa)
-        out: dict[str, Any] = {"sha256": sha, "sfx": sfx.astype(np.float32), "elsa": elsa.astype(np.float32)}
+        if level is None:
+            level = np.array([w_level_dbfs(audio)])
+            self.cache.put(LEVEL_ID, sha, level)
+        out: dict[str, Any] = {"sha256": sha, "sfx": sfx.astype(np.float32), "elsa": elsa.astype(np.float32),
+                               "w_level_dbfs": float(level[0])}
         if localize:
             if doa is None:
                 # column 0: the broadband DOA; then one column per 40-ms frame: azimuth, elevation, kept by the gate
@@ -117,6 +130,19 @@ class ClipAnalyser:
             out["framewise_error"] = median_frame_error_deg(doa[0, 1:], doa[1, 1:], doa[2, 1:] > 0.5,
                                                             *clip.direction)
         return out
+
+
+def w_level_dbfs(foa: np.ndarray) -> float:
+    """W's RMS over the whole ``(4, T)`` clip in dBFS (floored at -200 dBFS for digital silence)."""
+    rms = float(np.sqrt(np.mean(np.square(foa[0], dtype=np.float64))))
+    return 20.0 * math.log10(max(rms, 1e-10))
+
+
+def level_measures(gen: Sequence[float], ref: Sequence[float]) -> dict[str, float]:
+    """The generated set's median W level, its offset from the reference median and the W1 distance (all dB)."""
+    return {"w_level_dbfs_median": float(np.median(gen)), "w_level_ref_dbfs_median": float(np.median(ref)),
+            "w_level_offset_db": float(np.median(gen) - np.median(ref)),
+            "w_level_w1_db": float(scipy.stats.wasserstein_distance(gen, ref))}
 
 
 def analyse_set(analyser: ClipAnalyser, clip_set: ClipSet, desc: str, progress: bool,
@@ -291,6 +317,7 @@ def evaluate_generated(
         rows.append({"path": str(clip.path.relative_to(gen_set.folder)), "id": clip.record.get("id"),
                      "text": clip.text, "request": clip.request, "moving": clip.moving, "sha256": result["sha256"],
                      "sfx_blocks": int(result["sfx"].shape[1]), "spatial_clap": float(gen_clap[i]),
+                     "w_level_dbfs": result["w_level_dbfs"],
                      "kad_w_contribution": float(per_clip_kad[i])})
     located = localization(gen_set.clips, gen_results, heads, rows)
 
@@ -304,6 +331,7 @@ def evaluate_generated(
         "spatial_clap": float(gen_clap.mean()), "spatial_clap_mismatched": gen_mismatched,
         "spatial_clap_ref": float(ref_clap.mean()), "spatial_clap_ref_mismatched": ref_mismatched,
         **located,
+        **level_measures([a["w_level_dbfs"] for a in gen_results], [a["w_level_dbfs"] for a in ref_results]),
         "warnings": warnings,
         "details": {
             "aisfx": {"channels": channels, "fad_w_inf_fit": None if fad_w_inf is None else fad_w_inf.as_dict(),
@@ -366,6 +394,8 @@ TABLE_ROWS = (
     ("azimuth_l1_deg", "azimuth L1 deg", 2), ("elevation_l1_deg", "elevation L1 deg", 2),
     ("distance_l1_m", "distance L1 m (ELSA head)", 3), ("t30_l1_s", "T30 L1 s (ELSA head)", 3),
     ("floor_area_l1_m2", "floor area L1 m2 (ELSA head)", 1),
+    ("w_level_dbfs_median", "W level median, dBFS", 1), ("w_level_offset_db", "  minus the reference's, dB", 1),
+    ("w_level_w1_db", "W level W1 distance, dB", 2),
 )
 
 

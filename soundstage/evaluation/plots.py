@@ -1,5 +1,5 @@
 """Plots of ``soundstage evaluate generated``: direction error against requested azimuth, each clip's share of KAD,
-and a 2-D map of the generated and reference embeddings (aiSFX W and ELSA)."""
+a 2-D map of the generated and reference embeddings (aiSFX W and ELSA) and the two sets' W levels."""
 
 from __future__ import annotations
 
@@ -85,6 +85,26 @@ def plot_embedding_map(gen: list[dict[str, Any]], ref: list[dict[str, Any]], pat
     return path
 
 
+def plot_levels(gen: list[dict[str, Any]], ref: list[dict[str, Any]], path: Path) -> Path:
+    """Histograms of the per-clip W level (dBFS) of both sets, their medians marked."""
+    plt = _pyplot()
+    gen_levels = np.array([a["w_level_dbfs"] for a in gen])
+    ref_levels = np.array([a["w_level_dbfs"] for a in ref])
+    low = max(min(gen_levels.min(), ref_levels.min()), -80.0)  # digital silence would stretch the axis
+    bins = np.linspace(np.floor(low), np.ceil(max(gen_levels.max(), ref_levels.max(), low + 1)), 41)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for levels, label, colour in ((ref_levels, "reference", "C0"), (gen_levels, "generated", "C1")):
+        ax.hist(np.clip(levels, bins[0], None), bins=bins, alpha=0.55, color=colour,
+                label=f"{label} ({len(levels)}), median {np.median(levels):.1f} dBFS")
+        ax.axvline(float(np.median(levels)), color=colour, lw=1.2, ls="--")
+    ax.set(xlabel="W RMS over the clip (dBFS)", ylabel="clips", title="W level of each clip")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_plots(folder: Path, results: dict[str, Any], gen: list[dict[str, Any]],
                 ref: list[dict[str, Any]]) -> dict[str, str]:
     folder.mkdir(parents=True, exist_ok=True)
@@ -92,5 +112,6 @@ def write_plots(folder: Path, results: dict[str, Any], gen: list[dict[str, Any]]
         "direction_error": plot_direction_errors(results["clips"], folder / "direction_error_vs_azimuth.png"),
         "contributions": plot_contributions(results["clips"], folder / "clip_contributions.png"),
         "embedding_map": plot_embedding_map(gen, ref, folder / "embedding_map.png"),
+        "levels": plot_levels(gen, ref, folder / "w_levels.png"),
     }
     return {k: str(v) for k, v in paths.items()}

@@ -82,11 +82,12 @@ def test_plane_waves_from_known_directions_give_those_directions(tmp_path: Path,
     assert -1.0 <= results["spatial_clap"] <= 1.0 and results["warnings"]  # 6 clips: far too few for FAD
     written = json.loads((tmp_path / "eval.json").read_text())
     assert written["clips"][0]["id"] == "g0" and "kad_w_contribution" in written["clips"][0]
-    assert all(Path(p).is_file() for p in results["plots"].values()) and len(results["plots"]) == 3
-    assert results["timing"]["cache_misses"] == 2 * 12 + 6  # two models x 12 files, and the 6 generated clips' DOAs
+    assert all(Path(p).is_file() for p in results["plots"].values()) and len(results["plots"]) == 4
+    # two models and the level x 12 files, and the 6 generated clips' DOAs
+    assert results["timing"]["cache_misses"] == 3 * 12 + 6
     again = evaluate_generated(gen, ref, out=tmp_path / "again.json", elsa=elsa, sfx=sfx,
                                cache_dir=tmp_path / "cache", progress=False)
-    assert again["timing"]["cache_hits"] == 2 * 12 + 6 and again["timing"]["cache_misses"] == 0
+    assert again["timing"]["cache_hits"] == 3 * 12 + 6 and again["timing"]["cache_misses"] == 0
     assert again["fad_w"] == results["fad_w"] and again["direction_error_deg"] == results["direction_error_deg"]
     assert again["direction_error_deg_framewise"] == results["direction_error_deg_framewise"]
 
@@ -151,3 +152,18 @@ def test_cli_prints_the_table_and_names_the_files(tmp_path: Path, models: tuple,
     assert main(["evaluate", "generated", "--ref", str(ref)]) == 2
     assert main(["evaluate", "codec", "--gen", str(gen)]) == 2
     assert "--gen is an option of `evaluate generated`" in capsys.readouterr().err
+
+
+def test_a_set_made_6_db_quieter_is_measured_6_db_quieter(tmp_path: Path, models: tuple) -> None:
+    ref = write_dataset(tmp_path / "ref")
+    quiet = write_dataset(tmp_path / "quiet", make=lambda az, el, seed: 0.5 * reverberant(az, el, seed))
+    elsa, sfx = models
+    results = evaluate_generated(quiet, ref, out=tmp_path / "eval.json", elsa=elsa, sfx=sfx, cache_dir=None,
+                                 progress=False)
+    levels = [20 * np.log10(np.sqrt(np.mean(np.square(reverberant(az, el, i)[0], dtype=np.float64))))
+              for i, (az, el) in enumerate(DIRECTIONS)]
+    assert results["w_level_ref_dbfs_median"] == pytest.approx(float(np.median(levels)), abs=0.01)  # 24-bit files
+    assert results["w_level_offset_db"] == pytest.approx(-6.02, abs=0.01)
+    assert results["w_level_w1_db"] == pytest.approx(6.02, abs=0.01)  # every clip moved by the same gain
+    assert [c["w_level_dbfs"] for c in results["clips"]] == pytest.approx([v - 6.02 for v in levels], abs=0.01)
+    assert "W level median, dBFS" in results["table"]
