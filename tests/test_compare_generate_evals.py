@@ -47,6 +47,27 @@ def test_models_compare_on_the_first_prompts_they_share(script, tmp_path: Path) 
     assert other["moving_deg"] == 9.0 and other["diffuseness"] == {"real": 0.6, "lock": 0.3, "no_lock": 0.4}
 
 
+def test_each_model_is_paired_with_the_first_prompt_by_prompt(script, tmp_path: Path) -> None:
+    base = [_clip(i, 1.0 + i, True) for i in range(8)]
+    worse = [_clip(i, 2.0 + i, i >= 5) for i in range(8)]  # every error 1 deg larger; 5 descriptive prompts lost
+    first = _result(tmp_path / "base.json", base)
+    second = _result(tmp_path / "worse.json", worse)
+    for path, rows in ((first, base), (second, worse)):  # moving prompts: the second lower on 1 of 3
+        data = json.loads(path.read_text())
+        data["moving_clips"] = [{"prompt": f"p{j}", "median_deg": m} for j, m in
+                                enumerate((1.0, 2.0, 3.0) if path == first else (0.5, 4.0, 3.0))]
+        path.write_text(json.dumps(data))
+    pair = script.compare({"base": first, "worse": second}, None)["paired"]["worse vs base"]
+    assert pair["lock_deg"] == {"difference": 1.0, "ci95": [1.0, 1.0], "prompts": 8}  # a constant shift: no spread
+    assert pair["no_lock_deg"]["difference"] == 10.0
+    described = pair["descriptive_no_lock"]
+    assert (described["only_this_right"], described["only_first_right"]) == (0, 5)
+    assert described["sign_test_p"] == pytest.approx(2 / 2**5)  # two-sided: 0 of 5 discordant
+    assert pair["moving_prompts"] == {"this_lower": 1, "first_lower": 1, "prompts": 3}  # the third is a tie
+    same = script.compare({"a": first, "b": first}, None)["paired"]["b vs a"]
+    assert same["lock_deg"]["ci95"] == [0.0, 0.0] and same["descriptive_no_lock"]["sign_test_p"] is None
+
+
 def test_results_on_other_prompts_or_too_few_are_refused(script, tmp_path: Path) -> None:
     one = _result(tmp_path / "one.json", [_clip(0, 1.0, True), _clip(1, 1.0, True)])
     other = [_clip(0, 1.0, True), _clip(1, 1.0, True)]
