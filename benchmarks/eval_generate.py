@@ -9,7 +9,7 @@ clip ``i`` uses seed ``--seed + i`` in every mode (paired comparisons).
    (``soundstage.foa.broadband_doa``) of the output, with the direction lock (default) and without; medians over all
    clips and over requested T30 <= 0.5 s, next to the same estimator's error on the real clips (their label); and
    the median broadband diffuseness of real, locked and unlocked clips (the lock should not make rooms dry).
-2. Moving source: ``--trajectory`` (default ``0:90:0,4:-90:0``, 4 s) for the first ``--moving`` distinct
+2. Moving source: ``--trajectory`` (default ``0:90:0,4:-90:0``, 4 s) for the first ``--moving`` distinct split
    captions; per 40-ms frame within 30 dB of the loudest, the great circle between the trajectory's direction at the
    frame's centre and the frame's DOA (``framewise_doa``); median over all frames.
 3. Descriptive mode: on clips whose label has one of the 4 direction classes (front/left/right/back, as ELSA's
@@ -400,7 +400,10 @@ def run_evaluation(pipe: SoundstagePipeline, data_dir: Path, split: str, setting
     for i, record in enumerate(tqdm(records, desc="split clips", unit="clip")):
         rows.append(evaluate_clip(pipe, settings, data_dir, record, i, keep_audio=i in keep))
     moving, moving_audio = [], None
-    prompts = list(dict.fromkeys(r["caption"] for r in records))[:settings.moving_prompts]
+    # from the whole split, so that --max-clips does not cut the moving prompts short (the first distinct captions:
+    # the same prompts for any --max-clips that holds that many)
+    split_captions = (r["caption"] for r in all_records if r["split"] == split)
+    prompts = list(dict.fromkeys(split_captions))[:settings.moving_prompts]
     for j, prompt in enumerate(tqdm(prompts, desc="moving sources", unit="clip")):
         row, foa = evaluate_moving(pipe, settings, prompt, j)
         moving.append(row)

@@ -102,3 +102,9 @@ def test_evaluation_on_a_tiny_pipeline(ev: ModuleType, tmp_path: Path) -> None:
     assert len(result["examples"]) == 3 and "examples.json" in files
     assert sum(f.endswith(".binaural.wav") for f in files) == 3 and sum(f.endswith(".png") for f in files) == 3
     assert ev.format_table(result).count("\n") >= 8
+    # --max-clips limits the split clips, not the moving prompts (the first distinct captions of the whole split)
+    settings = ev.EvalSettings(steps=2, max_seconds=0.8, trajectory="0:90:0,1:-90:0", moving_seconds=1.0,
+                               moving_prompts=2)
+    short = ev.run_evaluation(pipe, tmp_path / "data", "test", settings, max_clips=1)
+    assert len(short["clips"]) == 1
+    assert [m["prompt"] for m in short["moving_clips"]] == ["a dog barks", "a bell rings"]
