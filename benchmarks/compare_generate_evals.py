@@ -89,9 +89,9 @@ def paired(first: dict[str, Any], other: dict[str, Any], prompts: int) -> dict[s
     }
     moving_a, moving_b = first.get("moving_clips") or [], other.get("moving_clips") or []
     if moving_a and [m["prompt"] for m in moving_a] == [m["prompt"] for m in moving_b]:
-        out["moving_prompts"] = {"this_lower": sum(y["median_deg"] < x["median_deg"] for x, y in zip(moving_a, moving_b)),
-                                 "first_lower": sum(x["median_deg"] < y["median_deg"] for x, y in zip(moving_a, moving_b)),
-                                 "prompts": len(moving_a)}
+        medians = [(x["median_deg"], y["median_deg"]) for x, y in zip(moving_a, moving_b)]
+        out["moving_prompts"] = {"this_lower": sum(y < x for x, y in medians), "first_lower": sum(x < y for x, y in medians),
+                                 "prompts": len(medians)}
     return out
 
 

@@ -52,10 +52,9 @@ def test_each_model_is_paired_with_the_first_prompt_by_prompt(script, tmp_path: 
     worse = [_clip(i, 2.0 + i, i >= 5) for i in range(8)]  # every error 1 deg larger; 5 descriptive prompts lost
     first = _result(tmp_path / "base.json", base)
     second = _result(tmp_path / "worse.json", worse)
-    for path, rows in ((first, base), (second, worse)):  # moving prompts: the second lower on 1 of 3
+    for path, medians in ((first, (1.0, 2.0, 3.0)), (second, (0.5, 4.0, 3.0))):  # moving: the second lower on 1 of 3
         data = json.loads(path.read_text())
-        data["moving_clips"] = [{"prompt": f"p{j}", "median_deg": m} for j, m in
-                                enumerate((1.0, 2.0, 3.0) if path == first else (0.5, 4.0, 3.0))]
+        data["moving_clips"] = [{"prompt": f"p{j}", "median_deg": m} for j, m in enumerate(medians)]
         path.write_text(json.dumps(data))
     pair = script.compare({"base": first, "worse": second}, None)["paired"]["worse vs base"]
     assert pair["lock_deg"] == {"difference": 1.0, "ci95": [1.0, 1.0], "prompts": 8}  # a constant shift: no spread
