@@ -145,6 +145,11 @@ def check_output_path(path: str | Path, suffixes: tuple[str, ...] = AUDIO_SUFFIX
     return path
 
 
+def w_rms(foa: np.ndarray) -> float:
+    """RMS of W (channel 0) over the whole ``(4, T)`` clip, in float64: the level the corpus is normalised by."""
+    return float(np.sqrt(np.mean(np.square(foa[0], dtype=np.float64))))
+
+
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Polyphase resampling along the last axis; float32 out."""
     if orig_sr == target_sr:

@@ -35,7 +35,7 @@ import numpy as np
 from scipy.signal import oaconvolve
 from tqdm.auto import tqdm
 
-from ..common.audio import AudioError, load_audio, save_audio
+from ..common.audio import AudioError, load_audio, save_audio, w_rms
 from ..common.errors import UsageError
 from .captions import spatial_caption
 from .manifest import MANIFEST_NAME, SPLITS, ManifestError, validate_record, write_jsonl, write_manifest
@@ -209,7 +209,7 @@ def normalize_loudness(foa: np.ndarray) -> tuple[np.ndarray, float]:
     Returns:
         ``(scaled, gain_db)``.
     """
-    rms = float(np.sqrt(np.mean(np.square(foa[0], dtype=np.float64))))
+    rms = w_rms(foa)
     peak = float(np.abs(foa).max())
     gain = 10.0 ** (TARGET_RMS_DBFS / 20.0) / max(rms, 1e-12)
     gain = min(gain, PEAK_LIMIT / max(peak, 1e-12))

@@ -41,7 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from soundstage.codec.fingerprint import codec_fingerprint as module_fingerprint
-from soundstage.common.audio import AudioError, load_audio
+from soundstage.common.audio import AudioError, load_audio, w_rms
 from soundstage.common.pretrained import CONFIG_NAME, FormatError, resolve_pretrained
 from soundstage.elsa_encoder import ELSA
 from soundstage.foa import great_circle_deg
@@ -134,8 +134,7 @@ class ClipAnalyser:
 
 def w_level_dbfs(foa: np.ndarray) -> float:
     """W's RMS over the whole ``(4, T)`` clip in dBFS (floored at -200 dBFS for digital silence)."""
-    rms = float(np.sqrt(np.mean(np.square(foa[0], dtype=np.float64))))
-    return 20.0 * math.log10(max(rms, 1e-10))
+    return 20.0 * math.log10(max(w_rms(foa), 1e-10))
 
 
 def level_measures(gen: Sequence[float], ref: Sequence[float]) -> dict[str, float]:
