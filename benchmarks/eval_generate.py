@@ -11,7 +11,8 @@ clip ``i`` uses seed ``--seed + i`` in every mode (paired comparisons).
    the median broadband diffuseness of real, locked and unlocked clips (the lock should not make rooms dry).
 2. Moving source: ``--trajectory`` (default ``0:90:0,4:-90:0``, 4 s) for the first ``--moving`` distinct split
    captions; per 40-ms frame within 30 dB of the loudest, the great circle between the trajectory's direction at the
-   frame's centre and the frame's DOA (``framewise_doa``); median over all frames.
+   frame's centre and the frame's DOA (``framewise_doa``); median over all frames; and each clip's median diffuseness
+   over those frames (``gated_framewise_diffuseness``: how wet the room is where the direction is measured).
 3. Descriptive mode: on clips whose label has one of the 4 direction classes (front/left/right/back, as ELSA's
    zero-shot probes define them), the quadrant of the output's measured azimuth (edges at +-45 / +-135 deg) versus
    the label's quadrant; accuracy, with the pipeline's default (the direction the caption names in words locked on
@@ -54,7 +55,13 @@ from soundstage.elsa_encoder import ELSA
 from soundstage.elsa_encoder.probes import attribute_label
 from soundstage.foa import diffuseness, great_circle_deg, vector_to_angles, wrap_degrees
 from soundstage.foa_files import analyze_foa_file, render_preview
-from soundstage.metrics.spatial_metrics import FRAME_SECONDS, GATE_DB, doa_deg, gated_framewise_doa
+from soundstage.metrics.spatial_metrics import (
+    FRAME_SECONDS,
+    GATE_DB,
+    doa_deg,
+    gated_framewise_diffuseness,
+    gated_framewise_doa,
+)
 from soundstage.sample import SoundstagePipeline, parse_trajectory, trajectory_vectors
 
 logger = logging.getLogger(__name__)
@@ -224,14 +231,15 @@ def evaluate_clip(pipe: SoundstagePipeline, settings: EvalSettings, data_dir: Pa
 
 def evaluate_moving(pipe: SoundstagePipeline, settings: EvalSettings, prompt: str,
                     index: int) -> tuple[dict[str, Any], np.ndarray]:
-    """One moving-source clip: its framewise errors (summary and values) and the audio."""
+    """One moving-source clip: its framewise errors (summary and values), the median diffuseness of the frames they
+    are measured on (a wet room's reflections pull each frame's direction) and the audio."""
     seed = settings.seed + index
     foa, timings = generate(pipe, settings, prompt, seed, trajectory=settings.trajectory,
                             seconds=settings.moving_seconds)
     errors = trajectory_frame_errors(foa, pipe.sample_rate, settings.trajectory)
     row = {"index": index, "prompt": prompt, "seed": seed, "frames": int(errors.size),
            "median_deg": median(errors.tolist()), "frame_errors_deg": [round(float(e), 3) for e in errors],
-           "timings": timings}
+           "framewise_diffuseness": gated_framewise_diffuseness(foa, pipe.sample_rate), "timings": timings}
     return row, foa
 
 
@@ -340,7 +348,8 @@ def summarise(rows: list[dict[str, Any]], moving: list[dict[str, Any]], semantic
         "parametric_no_lock": error_summary(rows, "no_lock_error_deg"),
         "real_clips": error_summary(rows, "real_error_deg"),
         "moving": {"prompts": len(moving), "frames": len(frames), "median_deg": median(frames),
-                   "median_of_clip_medians_deg": median([m["median_deg"] for m in moving])},
+                   "median_of_clip_medians_deg": median([m["median_deg"] for m in moving]),
+                   "median_framewise_diffuseness": median([m["framewise_diffuseness"] for m in moving])},
         "median_diffuseness": {k: median([r[f"{k}_diffuseness"] for r in rows]) for k in ("real", "lock", "no_lock")},
         **{key: descriptive_summary(rows, key) for key in DESCRIPTIVE_RUNS},
         "semantics": semantics,
@@ -358,7 +367,7 @@ def format_table(summary: dict[str, Any]) -> str:
     mv, ds, sem, tm = summary["moving"], summary["descriptive"], summary["semantics"], summary["timing"]
     lines += [
         (f"{'moving source, framewise':<34}{mv['median_deg']:>8.2f}{'':>10}{mv['prompts']:>7}  {'<= 8':<16}"
-         f"({mv['frames']} frames)"),
+         f"({mv['frames']} frames, diffuseness {mv['median_framewise_diffuseness']:.2f})"),
         (f"{'descriptive 4-way accuracy':<34}{ds['accuracy']:>8.3f}{'':>10}{ds['clips']:>7}  {'>= 0.90':<16}"
         "(prompt words locked)"),
         (f"{'  model alone (no lock)':<34}{summary['descriptive_no_lock']['accuracy']:>8.3f}{'':>10}"

@@ -96,6 +96,8 @@ def test_evaluation_on_a_tiny_pipeline(ev: ModuleType, tmp_path: Path) -> None:
     assert result["descriptive"]["accuracy"] == 1.0 and result["descriptive_no_lock"]["clips"] == 2
     assert result["semantics"]["classes"] == 2 and result["semantics"]["chance"] == 0.5
     assert result["moving"]["prompts"] == 1 and result["moving"]["frames"] > 0
+    moving_diffuseness = result["moving_clips"][0]["framewise_diffuseness"]
+    assert 0.0 <= moving_diffuseness <= 1.0 and result["moving"]["median_framewise_diffuseness"] == moving_diffuseness
     assert not any(k.startswith("_") for c in clips for k in c)
     json.dumps(result)  # every value is JSON
     files = sorted(p.name for p in (tmp_path / "examples").iterdir())

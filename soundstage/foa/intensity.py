@@ -71,6 +71,16 @@ def diffuseness(foa: torch.Tensor, n_fft: int = DEFAULT_N_FFT, hop_length: int =
 
 
 @numpy_in_numpy_out
+def framewise_diffuseness(foa: torch.Tensor, n_fft: int = DEFAULT_N_FFT,
+                          hop_length: int = DEFAULT_HOP) -> torch.Tensor:
+    """Diffuseness of each STFT frame ``(..., frames)`` in [0, 1], over its frequencies as :func:`diffuseness` is
+    over the clip: a moving plane wave stays at 0 frame by frame, where the whole clip's would rise with the motion."""
+    active, _, energy = intensity_from_stft(foa_stft(foa, n_fft, hop_length))
+    net = active.sum(dim=-2).norm(dim=-2)
+    return (1.0 - net / energy.sum(dim=-2).clamp_min(1e-12)).clamp(0.0, 1.0)
+
+
+@numpy_in_numpy_out
 def broadband_doa(
     foa: torch.Tensor, n_fft: int = DEFAULT_N_FFT, hop_length: int = DEFAULT_HOP
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from soundstage.foa import broadband_doa, check_foa, diffuseness, framewise_doa, great_circle_deg, wrap_degrees
+from soundstage.foa import (
+    broadband_doa,
+    check_foa,
+    diffuseness,
+    framewise_diffuseness,
+    framewise_doa,
+    great_circle_deg,
+    wrap_degrees,
+)
 
 FRAME_SECONDS = 0.04  # framewise direction: 40-ms frames
 GATE_DB = 30.0  # ... those within 30 dB of the loudest frame
@@ -75,12 +83,27 @@ def gated_framewise_doa(foa: np.ndarray, sample_rate: int, frame_seconds: float 
     energy-weighted active intensity). The STFT centres its frames on their starts, so the audio is analysed from
     half a frame on.
     """
-    hop = round(frame_seconds * sample_rate)
-    azimuth, elevation, energy = framewise_doa(np.asarray(foa, dtype=np.float32)[..., hop // 2:], n_fft=hop,
-                                               hop_length=hop)
+    framed, hop = _framed(foa, sample_rate, frame_seconds)
+    azimuth, elevation, energy = framewise_doa(framed, n_fft=hop, hop_length=hop)
     azimuth, elevation, energy = (np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in (azimuth, elevation, energy))
     keep = energy >= energy.max() * 10 ** (-gate_db / 10)
     return azimuth, elevation, keep
+
+
+def _framed(foa: np.ndarray, sample_rate: int, frame_seconds: float) -> tuple[np.ndarray, int]:
+    """The float32 clip from half a frame on and the frame length in samples (the STFT centres frames on starts)."""
+    hop = round(frame_seconds * sample_rate)
+    return np.asarray(foa, dtype=np.float32)[..., hop // 2:], hop
+
+
+def gated_framewise_diffuseness(foa: np.ndarray, sample_rate: int, frame_seconds: float = FRAME_SECONDS,
+                                gate_db: float = GATE_DB) -> float:
+    """Median diffuseness over the frames of :func:`gated_framewise_doa` that pass its gate, for one ``(4, T)``
+    clip: how wet the sound is where its framewise direction is measured, which motion does not inflate."""
+    framed, hop = _framed(foa, sample_rate, frame_seconds)
+    values = np.atleast_1d(np.asarray(framewise_diffuseness(framed, n_fft=hop, hop_length=hop), dtype=np.float64))
+    keep = gated_framewise_doa(foa, sample_rate, frame_seconds, gate_db)[2]
+    return float(np.median(values[keep]))
 
 
 def framewise_direction_error_deg(foa: np.ndarray, sample_rate: int, azimuth_deg: float, elevation_deg: float,

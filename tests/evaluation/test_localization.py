@@ -10,6 +10,7 @@ from soundstage.metrics.spatial_metrics import (
     azimuth_error_deg,
     doa_deg,
     framewise_direction_error_deg,
+    gated_framewise_diffuseness,
     gated_framewise_doa,
 )
 
@@ -33,6 +34,15 @@ def test_the_framewise_gate_drops_quiet_frames() -> None:
     _, _, keep = gated_framewise_doa(foa, 24000)
     assert keep[:11].all() and not keep[13:].any()
     assert framewise_direction_error_deg(foa, 24000, 90.0, 0.0) < 0.1  # the quiet opposite half does not count
+
+
+def test_gated_framewise_diffuseness_measures_the_loud_frames_only() -> None:
+    rng = np.random.default_rng(3)
+    loud = encode_mono(rng.standard_normal(12000).astype(np.float32) * 0.1, 90.0, 0.0)
+    diffuse = rng.standard_normal((4, 12000)).astype(np.float32)
+    diffuse[1:] /= 3**0.5  # SN3D: each first-order channel of an isotropic field holds a third of W's power
+    assert gated_framewise_diffuseness(np.concatenate([loud, diffuse * 1e-3], -1), 24000) < 0.01  # 40 dB down: gated
+    assert gated_framewise_diffuseness(np.concatenate([loud * 1e-3, diffuse * 0.1], -1), 24000) > 0.8
 
 
 def test_azimuth_error_wraps() -> None:

@@ -16,6 +16,7 @@ from soundstage.foa import (
     direction_energy_map,
     direction_vector,
     encode_mono,
+    framewise_diffuseness,
     framewise_doa,
     fuma_to_ambix,
     great_circle_deg,
@@ -161,6 +162,14 @@ def test_framewise_doa_follows_a_moving_source() -> None:
     az, el, energy = framewise_doa(torch.cat([first, second], dim=-1))
     assert az.shape == el.shape == energy.shape
     assert abs(float(az[5]) + 60) < 1 and abs(float(az[-5]) - 60) < 1
+
+
+def test_framewise_diffuseness_of_a_moving_plane_wave_stays_zero_where_the_clip_s_rises() -> None:
+    moving = torch.cat([encode_mono(_noise(SR // 2, 3), -60.0, 0.0), encode_mono(_noise(SR // 2, 4), 60.0, 0.0)], -1)
+    frames = framewise_diffuseness(moving)
+    assert frames.shape == framewise_doa(moving)[0].shape
+    assert float(frames[5]) < 1e-3 and float(frames[-5]) < 1e-3
+    assert float(diffuseness(moving)) > 0.3  # the whole clip's net intensity halves: 1 - cos(60 deg) = 0.5
 
 
 def test_direction_energy_map_peaks_at_the_source() -> None:
