@@ -10,7 +10,7 @@ clip ``i`` uses seed ``--seed + i`` in every mode (paired comparisons).
    clips and over requested T30 <= 0.5 s, next to the same estimator's error on the real clips (their label); and
    the median broadband diffuseness of real, locked and unlocked clips (the lock should not make rooms dry).
 2. Moving source: ``--trajectory`` (default ``0:90:0,4:-90:0``, 4 s) for the first ``--moving`` distinct split
-   captions; per 40-ms frame within 30 dB of the loudest, the great circle between the trajectory's direction at the
+   captions, each in the room (distance, floor area, T30) of the first clip with it; per 40-ms frame within 30 dB of the loudest, the great circle between the trajectory's direction at the
    frame's centre and the frame's DOA (``framewise_doa``); median over all frames; and each clip's median diffuseness
    over those frames (``gated_framewise_diffuseness``: how wet the room is where the direction is measured).
 3. Descriptive mode: on clips whose label has one of the 4 direction classes (front/left/right/back, as ELSA's
@@ -229,15 +229,23 @@ def evaluate_clip(pipe: SoundstagePipeline, settings: EvalSettings, data_dir: Pa
     return row
 
 
-def evaluate_moving(pipe: SoundstagePipeline, settings: EvalSettings, prompt: str,
+def room_options(record: dict[str, Any]) -> dict[str, float]:
+    """A clip's room: source distance, floor area and T30 (the parametric numbers but its direction)."""
+    return {key: float(record[key]) for key in ("distance_m", "floor_area_m2", "t30_s")}
+
+
+def evaluate_moving(pipe: SoundstagePipeline, settings: EvalSettings, record: dict[str, Any],
                     index: int) -> tuple[dict[str, Any], np.ndarray]:
-    """One moving-source clip: its framewise errors (summary and values), the median diffuseness of the frames they
-    are measured on (a wet room's reflections pull each frame's direction) and the audio."""
-    seed = settings.seed + index
+    """One moving-source clip from a split clip's caption, in that clip's room: its framewise errors (summary and
+    values), the median diffuseness of the frames they are measured on, and the audio.
+
+    The room is given because it decides the measure: a wet room's reflections pull each frame's direction, and a
+    model left to pick its own room would be scored on its room prior, not on following the trajectory."""
+    seed, prompt = settings.seed + index, record["caption"]
     foa, timings = generate(pipe, settings, prompt, seed, trajectory=settings.trajectory,
-                            seconds=settings.moving_seconds)
+                            seconds=settings.moving_seconds, **room_options(record))
     errors = trajectory_frame_errors(foa, pipe.sample_rate, settings.trajectory)
-    row = {"index": index, "prompt": prompt, "seed": seed, "frames": int(errors.size),
+    row = {"index": index, "prompt": prompt, "seed": seed, **room_options(record), "frames": int(errors.size),
            "median_deg": median(errors.tolist()), "frame_errors_deg": [round(float(e), 3) for e in errors],
            "framewise_diffuseness": gated_framewise_diffuseness(foa, pipe.sample_rate), "timings": timings}
     return row, foa
@@ -411,10 +419,13 @@ def run_evaluation(pipe: SoundstagePipeline, data_dir: Path, split: str, setting
     moving, moving_audio = [], None
     # from the whole split, so that --max-clips does not cut the moving prompts short (the first distinct captions:
     # the same prompts for any --max-clips that holds that many)
-    split_captions = (r["caption"] for r in all_records if r["split"] == split)
-    prompts = list(dict.fromkeys(split_captions))[:settings.moving_prompts]
-    for j, prompt in enumerate(tqdm(prompts, desc="moving sources", unit="clip")):
-        row, foa = evaluate_moving(pipe, settings, prompt, j)
+    first_of_caption: dict[str, dict[str, Any]] = {}
+    for record in all_records:
+        if record["split"] == split:
+            first_of_caption.setdefault(record["caption"], record)
+    prompts = list(first_of_caption.values())[:settings.moving_prompts]
+    for j, record in enumerate(tqdm(prompts, desc="moving sources", unit="clip")):
+        row, foa = evaluate_moving(pipe, settings, record, j)
         moving.append(row)
         moving_audio = moving_audio or (row, foa)
     semantics = semantic_summary(rows, prototypes, classes, source)

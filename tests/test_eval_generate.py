@@ -110,3 +110,4 @@ def test_evaluation_on_a_tiny_pipeline(ev: ModuleType, tmp_path: Path) -> None:
     short = ev.run_evaluation(pipe, tmp_path / "data", "test", settings, max_clips=1)
     assert len(short["clips"]) == 1
     assert [m["prompt"] for m in short["moving_clips"]] == ["a dog barks", "a bell rings"]
+    assert [m["t30_s"] for m in short["moving_clips"]] == [0.3, 1.2]  # each in the room of its caption's clip
