@@ -10,9 +10,10 @@ clip ``i`` uses seed ``--seed + i`` in every mode (paired comparisons).
    clips and over requested T30 <= 0.5 s, next to the same estimator's error on the real clips (their label); and
    the median broadband diffuseness of real, locked and unlocked clips (the lock should not make rooms dry).
 2. Moving source: ``--trajectory`` (default ``0:90:0,4:-90:0``, 4 s) for the first ``--moving`` distinct split
-   captions, each in the room (distance, floor area, T30) of the first clip with it; per 40-ms frame within 30 dB of the loudest, the great circle between the trajectory's direction at the
-   frame's centre and the frame's DOA (``framewise_doa``); median over all frames; and each clip's median diffuseness
-   over those frames (``gated_framewise_diffuseness``: how wet the room is where the direction is measured).
+   captions, each in the room (distance, floor area, T30) of the first clip with it; per 40-ms frame within 30 dB
+   of the loudest, the great circle between the trajectory's direction at the frame's centre and the frame's DOA
+   (``framewise_doa``); median over all frames; and each clip's median diffuseness over those frames
+   (``gated_framewise_diffuseness``: how wet the room is where the direction is measured).
 3. Descriptive mode: on clips whose label has one of the 4 direction classes (front/left/right/back, as ELSA's
    zero-shot probes define them), the quadrant of the output's measured azimuth (edges at +-45 / +-135 deg) versus
    the label's quadrant; accuracy, with the pipeline's default (the direction the caption names in words locked on
