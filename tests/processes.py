@@ -18,12 +18,17 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="re
 COMMAND = "import sys; from soundstage.cli import main; sys.exit(main(sys.argv[1:]))"  # `soundstage ARGS...`
 
 
+# A test suite started as a shell's background job (``nohup pytest &``, some CI runners) hands its children SIGINT
+# ignored, and Python then raises no KeyboardInterrupt: the Ctrl-C tests would test that. The child restores it first.
+SIGINT_AS_IN_A_TERMINAL = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def start(script: str, *args: str, stderr: Path | None = None) -> subprocess.Popen[str]:
-    """Run ``python -c script args...`` as the leader of a new process group (its pgid is its pid); stderr goes to a
-    pipe or, to be read while it runs, to the file ``stderr``."""
+    """Run ``python -c script args...`` as the leader of a new process group (its pgid is its pid), with SIGINT as a
+    terminal gives it; stderr goes to a pipe or, to be read while it runs, to the file ``stderr``."""
     err = subprocess.PIPE if stderr is None else stderr.open("w")
-    return subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=err, text=True,
-                            start_new_session=True)
+    return subprocess.Popen([sys.executable, "-c", SIGINT_AS_IN_A_TERMINAL + script, *args], stdout=subprocess.PIPE,
+                            stderr=err, text=True, start_new_session=True)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
