@@ -179,9 +179,15 @@ def clip_seconds(record: dict[str, Any], limit: float) -> float:
     return min(record["num_frames"] / record["sample_rate"], limit)
 
 
-def parametric_options(record: dict[str, Any]) -> dict[str, Any]:
-    """The parametric request's numbers from a clip's labels."""
-    return {key: float(record[key]) for key in ("azimuth_deg", "elevation_deg", "distance_m", "floor_area_m2", "t30_s")}
+def room_options(record: dict[str, Any]) -> dict[str, float]:
+    """A clip's room: source distance, floor area and T30 (the parametric numbers but its direction)."""
+    return {key: float(record[key]) for key in ("distance_m", "floor_area_m2", "t30_s")}
+
+
+def parametric_options(record: dict[str, Any]) -> dict[str, float]:
+    """The parametric request's numbers from a clip's labels: its direction and its room."""
+    return {"azimuth_deg": float(record["azimuth_deg"]), "elevation_deg": float(record["elevation_deg"]),
+            **room_options(record)}
 
 
 def generate(pipe: SoundstagePipeline, settings: EvalSettings, prompt: str, seed: int,
@@ -230,11 +236,6 @@ def evaluate_clip(pipe: SoundstagePipeline, settings: EvalSettings, data_dir: Pa
     return row
 
 
-def room_options(record: dict[str, Any]) -> dict[str, float]:
-    """A clip's room: source distance, floor area and T30 (the parametric numbers but its direction)."""
-    return {key: float(record[key]) for key in ("distance_m", "floor_area_m2", "t30_s")}
-
-
 def evaluate_moving(pipe: SoundstagePipeline, settings: EvalSettings, record: dict[str, Any],
                     index: int) -> tuple[dict[str, Any], np.ndarray]:
     """One moving-source clip from a split clip's caption, in that clip's room: its framewise errors (summary and
@@ -242,11 +243,11 @@ def evaluate_moving(pipe: SoundstagePipeline, settings: EvalSettings, record: di
 
     The room is given because it decides the measure: a wet room's reflections pull each frame's direction, and a
     model left to pick its own room would be scored on its room prior, not on following the trajectory."""
-    seed, prompt = settings.seed + index, record["caption"]
+    seed, prompt, room = settings.seed + index, record["caption"], room_options(record)
     foa, timings = generate(pipe, settings, prompt, seed, trajectory=settings.trajectory,
-                            seconds=settings.moving_seconds, **room_options(record))
+                            seconds=settings.moving_seconds, **room)
     errors = trajectory_frame_errors(foa, pipe.sample_rate, settings.trajectory)
-    row = {"index": index, "prompt": prompt, "seed": seed, **room_options(record), "frames": int(errors.size),
+    row = {"index": index, "prompt": prompt, "seed": seed, **room, "frames": int(errors.size),
            "median_deg": median(errors.tolist()), "frame_errors_deg": [round(float(e), 3) for e in errors],
            "framewise_diffuseness": gated_framewise_diffuseness(foa, pipe.sample_rate), "timings": timings}
     return row, foa
