@@ -63,6 +63,8 @@ MEASURED_FIELDS = ("latent_scale", "latent_mean", "latent_std", "output_eq_hz", 
 # at these values is fingerprinted without them, so the latents and DiTs of earlier codecs keep their pairing
 LATER_OPTIONS: dict[str, Any] = {"pitch_latents": False, "harmonics": 32, "latent_mean": [], "latent_std": [],
                                  "level_bands": 0}
+# how the decoder post-processes, not what the latents mean: left out of the fingerprint (codec/fingerprint.py)
+DECODE_ONLY_OPTIONS: tuple[str, ...] = ("direction_subframes",)
 # decoder options removed after measurement (docs/codec.md) with the value every saved codec has them at
 RETIRED_FIELDS: dict[str, Any] = {"phase_advance": False, "steady_upsampling": False, "cumulative_phase": False,
                                   "head_hidden": 0}
@@ -92,6 +94,10 @@ class FOACodecConfig:
     decoder_frame_blocks: int = 2
     # the last 3 latent channels carry each latent frame's x, y, z direction, which the decoder imposes
     direction_latents: bool = False
+    # the decoder imposes the direction on this many equal parts of each latent frame, the track interpolated
+    # linearly between frame centres: finer than the latent frame, so that the decoder's own direction inside a
+    # frame cannot leak through (decode only: the latent space and the fingerprint stay the same)
+    direction_subframes: int = 1
     # stft arch: the 2 latent channels before the direction channels carry a measured pitch track (log f0,
     # periodicity) and the decoder adds `harmonics` oscillators at its multiples (codec/pitch_track.py)
     pitch_latents: bool = False
@@ -142,6 +148,9 @@ class FOACodecConfig:
                 raise ValueError(f"output_eq_hz must be positive and increasing, got {self.output_eq_hz}")
             if self.arch != "stft":
                 raise ValueError("output_eq_hz/output_eq_db apply to the stft architecture only")
+        if self.direction_subframes < 1 or self.hop % self.direction_subframes:
+            raise ValueError(f"direction_subframes must be a positive divisor of hop ({self.hop}), got "
+                             f"{self.direction_subframes}")
         if self.direction_latents and self.latent_channels <= NUM_DIRECTION_CHANNELS:
             raise ValueError(f"direction_latents takes the last {NUM_DIRECTION_CHANNELS} latent channels, so "
                              f"latent_channels must exceed {NUM_DIRECTION_CHANNELS}, got {self.latent_channels}")
@@ -318,7 +327,11 @@ class FOACodec(nn.Module, PretrainedMixin):
             audio = impose_band_levels(audio, latent[:, self.level_channels], self.level_weights, c.n_fft, c.stft_hop,
                                        self.hop)
         if self.config.direction_latents:
-            audio = impose_frame_direction(audio, latent[:, -NUM_DIRECTION_CHANNELS:] / DIRECTION_GAIN, self.hop)
+            direction = latent[:, -NUM_DIRECTION_CHANNELS:] / DIRECTION_GAIN
+            parts = self.config.direction_subframes
+            if parts > 1:
+                direction = F.interpolate(direction, scale_factor=parts, mode="linear", align_corners=False)
+            audio = impose_frame_direction(audio, direction, self.hop // parts)
         return audio[..., :length] if length is not None else audio
 
     def forward(self, foa: torch.Tensor, sample: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

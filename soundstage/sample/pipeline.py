@@ -5,7 +5,8 @@ a DiT trained on another codec (:func:`soundstage.codec.codec_fingerprint`). ``p
 (:class:`GenerationRequest`), conditions the DiT (cond and null/negative branch), samples rectified flow from seeded
 noise (or from encoded ``init_audio`` at ``t0 = init_strength``) with classifier-free guidance, imposes the requested
 direction on the codec's direction track during sampling (the transform hook on the predicted clean latent) and
-exactly at the end, and decodes. Returns :class:`GenerationResult`, which unpacks as ``foa, sample_rate = pipe(...)``.
+exactly at the end (a trajectory: at its centre direction while sampling, along its path at the end), and decodes.
+Returns :class:`GenerationResult`, which unpacks as ``foa, sample_rate = pipe(...)``.
 """
 
 from __future__ import annotations
@@ -188,13 +189,21 @@ class SoundstagePipeline:
                               spatial_caption=[None if parametric else text] * b,
                               numbers=numbers, seconds=torch.full((b,), request.seconds))
 
-    def direction_targets(self, request: GenerationRequest, frames: int) -> torch.Tensor | None:
-        """Unit target directions ``(1, frames, 3)`` of the direction lock, or None when it is off."""
+    def direction_targets(self, request: GenerationRequest, frames: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Unit directions of the direction lock while sampling ``(1, 1 or frames, 3)`` and at the end
+        ``(1, frames, 3)``, or None when it is off.
+
+        A trajectory is sampled as a static scene at its direction at the clip's centre (the direction its numbers
+        give the DiT) and its track turned onto the trajectory only at the end: the DiT learned static scenes, and a
+        track that turns while it samples reads to it as a reverberant one (docs/generation.md, "Moving sources").
+        """
         if not request.locks_direction:
             return None
         if request.keyframes:
-            return trajectory_vectors(request.keyframes, frames, self.codec.sample_rate / self.codec.hop)[None]
-        return direction_vector(*request.target_direction).expand(1, frames, 3)  # type: ignore[misc]
+            path = trajectory_vectors(request.keyframes, frames, self.codec.sample_rate / self.codec.hop)[None]
+            return direction_vector(*request.direction).reshape(1, 1, 3), path  # type: ignore[misc]
+        fixed = direction_vector(*request.target_direction).expand(1, frames, 3)  # type: ignore[misc]
+        return fixed, fixed
 
     def encode_init(self, audio: InitAudio, sample_rate: int | None, request: GenerationRequest,
                     num_samples: int) -> torch.Tensor:
@@ -235,7 +244,8 @@ class SoundstagePipeline:
                               else batch.null_like())
         targets = self.direction_targets(request, frames)
         normalizer = self.codec.latent_normalizer
-        transform = None if targets is None else (lambda x0, t: lock_direction(x0, targets.to(x0), normalizer))
+        held, final = targets or (None, None)
+        transform = None if held is None else (lambda x0, t: lock_direction(x0, held.to(x0), normalizer))
         velocity = guided_velocity(self.dit, cond, uncond, request.cfg_scale, self.defaults.guidance_interval,
                                    transform)
         channels = self.dit.config.latent_channels
@@ -260,8 +270,8 @@ class SoundstagePipeline:
             latent = SAMPLERS[request.sampler](velocity, x, timesteps, callback)
         finally:
             bar.close()
-        if targets is not None:
-            latent = lock_direction(latent, targets.to(latent), normalizer)
+        if final is not None:
+            latent = lock_direction(latent, final.to(latent), normalizer)
         sampled = time.perf_counter()
         foa = self.codec.decode(latent, length=num_samples).float()
         timings = {"conditioning": conditioned - started, "dit": sampled - conditioned,

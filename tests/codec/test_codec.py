@@ -11,9 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from soundstage.codec import CODEC_PRESETS, CodecInputError, FOACodec, FOACodecConfig, measure_latent_scale
+from soundstage.codec import (
+    CODEC_PRESETS,
+    CodecInputError,
+    FOACodec,
+    FOACodecConfig,
+    codec_fingerprint,
+    measure_latent_scale,
+)
 from soundstage.codec.calibrate import calibrate_output_eq
 from soundstage.codec.direction_latents import DIRECTION_GAIN, frame_direction, impose_frame_direction
 from soundstage.codec.evaluate import reconstruct
@@ -34,7 +42,14 @@ from soundstage.codec.stft_autoencoder import istft_same, stft_same
 from soundstage.common.audio import load_audio
 from soundstage.common.pretrained import FormatError
 from soundstage.data.manifest import read_manifest, split_records
-from soundstage.foa import FOAInputError, broadband_doa, encode_mono, rotate_foa, vector_to_angles
+from soundstage.foa import (
+    FOAInputError,
+    broadband_doa,
+    direction_vector,
+    encode_mono,
+    rotate_foa,
+    vector_to_angles,
+)
 from soundstage.metrics.audio_metrics import third_octave_band_energy_error_db
 from soundstage.train.codec_task import (
     CODEC_DATA_DEFAULTS,
@@ -257,6 +272,38 @@ def test_an_untrained_codec_with_direction_latents_returns_a_source_at_90_degree
     assert float(azimuth) == pytest.approx(90.0, abs=0.2) and float(elevation) == pytest.approx(0.0, abs=0.2)
     with pytest.raises(ValueError, match="latent_channels must exceed 3"):
         dataclasses.replace(config, hop=96, latent_channels=3)
+
+
+def test_direction_subframes_pan_each_part_of_a_frame_to_the_track_between_frame_centres(tmp_path: Path) -> None:
+    # an untrained decoder's own x, y, z vary inside a latent frame; with the track imposed per latent frame that
+    # variation survives in the frame's parts, with 4 subframes each part gets the track interpolated to its centre
+    torch.manual_seed(0)
+    config = dataclasses.replace(CODEC_PRESETS["tiny"], direction_subframes=4)
+    fine = FOACodec(config).eval()
+    coarse = FOACodec(CODEC_PRESETS["tiny"]).eval()
+    coarse.load_state_dict(fine.state_dict())
+    with torch.no_grad():
+        latent = fine.encode(0.1 * torch.randn(1, 4, 12 * config.hop))
+    frames = latent.shape[-1]
+    azimuth = torch.linspace(90.0, -90.0, frames)
+    track = DIRECTION_GAIN * direction_vector(azimuth, torch.zeros(frames)).T[None]  # (1, 3, L): a sweep
+    latent[:, -3:] = fine.latent_normalizer.channels(slice(-3, None)).normalize(track)
+    part = config.hop // 4
+    expected = F.interpolate(track / DIRECTION_GAIN, scale_factor=4, mode="linear", align_corners=False)[..., 4:-4]
+
+    def part_regression(decoded: torch.Tensor) -> torch.Tensor:  # no energy floor: the untrained decoder is quiet
+        parts = decoded.reshape(1, 4, -1, part)
+        return (parts[:, [3, 1, 2]] * parts[:, :1]).sum(-1) / parts[:, 0].square().sum(-1)
+
+    with torch.no_grad():
+        errors = {name: (part_regression(codec.decode(latent))[..., 4:-4] - expected).abs().max().item()
+                  for name, codec in (("fine", fine), ("coarse", coarse))}
+    assert errors["fine"] < 0.01
+    assert errors["coarse"] > 0.1
+    assert codec_fingerprint(fine) == codec_fingerprint(coarse)  # decode only: the same latent space
+    assert FOACodec.from_pretrained(fine.save_pretrained(tmp_path / "fine")).config.direction_subframes == 4
+    with pytest.raises(ValueError, match="direction_subframes must be a positive divisor of hop"):
+        dataclasses.replace(config, direction_subframes=3)
 
 
 def test_a_trained_codec_repurposes_three_latent_channels_as_direction_latents() -> None:

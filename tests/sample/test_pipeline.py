@@ -24,7 +24,7 @@ from soundstage.foa import (
     vector_to_angles,
 )
 from soundstage.sample import GenerationError, SoundstagePipeline, parse_trajectory, trajectory_vectors
-from soundstage.sample.direction import track_directions
+from soundstage.sample.direction import lock_direction, track_directions
 
 from .tiny_models import save_generation_folder, tiny_components
 
@@ -103,6 +103,16 @@ def test_trajectory_drives_the_track_frame_by_frame(pipe: SoundstagePipeline) ->
     assert angle_between_deg(track_directions(result.latent, pipe.codec.latent_normalizer)[0], expected).max() < 0.01
     azimuth, elevation = result.requested.direction  # the centre of the clip (1 s): 90 - 180 / 1.5 = -30 deg
     assert azimuth == pytest.approx(-30.0, abs=1e-3) and elevation == pytest.approx(0.0, abs=1e-4)
+
+
+def test_trajectory_is_sampled_static_at_its_centre_and_turned_at_the_end(pipe: SoundstagePipeline) -> None:
+    # the same numbers (the centre direction), seed and steps as a static request: the same scene, only turned
+    moving = pipe("a bee", trajectory="0:90:0,1.5:-90:0", seconds=2.0, seed=2, **FAST)
+    static = pipe("a bee", azimuth_deg=-30.0, elevation_deg=0.0, seconds=2.0, seed=2, **FAST)
+    path = trajectory_vectors(parse_trajectory("0:90:0,1.5:-90:0"), moving.latent.shape[-1], 8000 / 256)
+    turned = lock_direction(static.latent, path, pipe.codec.latent_normalizer)
+    assert torch.allclose(moving.latent, turned, atol=1e-4)
+    assert not torch.allclose(moving.latent[:, -3:], static.latent[:, -3:], atol=1e-2)
 
 
 def bundled_codec_pipeline() -> SoundstagePipeline:
