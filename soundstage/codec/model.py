@@ -63,8 +63,9 @@ MEASURED_FIELDS = ("latent_scale", "latent_mean", "latent_std", "output_eq_hz", 
 # at these values is fingerprinted without them, so the latents and DiTs of earlier codecs keep their pairing
 LATER_OPTIONS: dict[str, Any] = {"pitch_latents": False, "harmonics": 32, "latent_mean": [], "latent_std": [],
                                  "level_bands": 0}
-# how the decoder post-processes, not what the latents mean: left out of the fingerprint (codec/fingerprint.py)
-DECODE_ONLY_OPTIONS: tuple[str, ...] = ("direction_subframes",)
+# how the decoder post-processes, not what the latents mean, with their neutral values: left out of the fingerprint
+# (codec/fingerprint.py), named in a pipeline's model hash when not neutral (the clips differ)
+DECODE_ONLY_OPTIONS: dict[str, Any] = {"direction_subframes": 1}
 # decoder options removed after measurement (docs/codec.md) with the value every saved codec has them at
 RETIRED_FIELDS: dict[str, Any] = {"phase_advance": False, "steady_upsampling": False, "cumulative_phase": False,
                                   "head_hidden": 0}

@@ -12,6 +12,7 @@ Returns :class:`GenerationResult`, which unpacks as ``foa, sample_rate = pipe(..
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import secrets
 import time
@@ -26,6 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from soundstage.codec import FOACodec, codec_fingerprint
+from soundstage.codec.model import DECODE_ONLY_OPTIONS
 from soundstage.common.audio import load_audio, resample
 from soundstage.common.pretrained import PRETRAINED_ROOT
 from soundstage.conditioners import NUMBER_KEYS, ConditionBatch
@@ -123,8 +125,13 @@ class SoundstagePipeline:
 
     @cached_property
     def model_hash(self) -> str:
-        """16 hex of sha256 over the fingerprints of the codec, the DiT and ELSA: what made a clip."""
+        """16 hex of sha256 over the fingerprints of the codec, the DiT and ELSA and the codec's decode-only settings
+        that are not at their neutral values: what made a clip."""
         parts = [self.codec_fingerprint] + [codec_fingerprint(m) for m in (self.dit, self.elsa) if m is not None]
+        decode = {k: getattr(self.codec.config, k) for k, neutral in DECODE_ONLY_OPTIONS.items()
+                  if getattr(self.codec.config, k) != neutral}
+        if decode:
+            parts.append(json.dumps(decode, sort_keys=True))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
     def make_request(self, prompt: str, **options: Any) -> GenerationRequest:

@@ -211,6 +211,9 @@ def test_from_pretrained_loads_a_generation_folder_and_refuses_another_codec(
     folder = save_generation_folder(tmp_path / "model")  # the components of `pipe` (the same seed)
     loaded = SoundstagePipeline.from_pretrained(folder)
     assert loaded.model_hash == pipe.model_hash
+    finer = SoundstagePipeline.from_pretrained(folder)
+    finer.codec.config.direction_subframes = 8  # decode only: the DiT still pairs with it, but its clips differ
+    assert finer.model_hash != pipe.model_hash
     assert torch.equal(loaded("a bell", azimuth_deg=10.0, seed=0, **FAST).foa,
                        pipe("a bell", azimuth_deg=10.0, seed=0, **FAST).foa)
     other_codec, _, _ = tiny_components(seed=1)
