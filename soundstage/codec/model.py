@@ -9,8 +9,9 @@ around them is the same for both: the posterior (softplus scale), the direction 
 input checks.
 
 With ``direction_latents`` (on in every preset) the last three latent channels are not learned: they carry each
-latent frame's direction and the decoder pans its output to obey them (:mod:`.direction_latents`), because a
-learned decoder alone leaves a reverberant clip's direction to the net residue of many per-bin errors. Before them
+latent frame's direction and the decoder pans its output to obey them (:mod:`.direction_latents`; per part of a
+frame with ``direction_subframes``), because a learned decoder alone leaves a reverberant clip's direction to the net
+residue of many per-bin errors. Before them
 may come a measured pitch track (``pitch_latents``, :mod:`.pitch_track`) and W's level in a few bands
 (``level_bands``, :mod:`.band_levels`), which the decoder likewise obeys.
 

@@ -276,7 +276,7 @@ def test_an_untrained_codec_with_direction_latents_returns_a_source_at_90_degree
 
 def test_direction_subframes_pan_each_part_of_a_frame_to_the_track_between_frame_centres(tmp_path: Path) -> None:
     # an untrained decoder's own x, y, z vary inside a latent frame; with the track imposed per latent frame that
-    # variation survives in the frame's parts, with 4 subframes each part gets the track interpolated to its centre
+    # variation survives in the frame's parts; with 4 subframes each part gets the track interpolated to its centre
     torch.manual_seed(0)
     config = dataclasses.replace(CODEC_PRESETS["tiny"], direction_subframes=4)
     fine = FOACodec(config).eval()
