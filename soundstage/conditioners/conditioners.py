@@ -21,6 +21,11 @@ from .types import NUMBER_KEYS, ConditionBatch, Conditioning
 
 DROP_KEYS = ("text", "descriptive", *NUMBER_KEYS, "timing")  # keys of a ``drop`` dict
 
+# what training drops (each conditioner's dropout and the mode split), not what the weights are: a fine-tune may
+# change them (SpatialDiT.init_from_pretrained keeps its own)
+TRAINING_ONLY_FIELDS = ("text_dropout", "descriptive_dropout", "number_dropout", "timing_dropout", "parametric_only",
+                        "descriptive_only", "content_null")
+
 
 @dataclass
 class ConditionersConfig:

@@ -9,16 +9,19 @@ are a submodule (their projections and nulls are saved with the DiT; the frozen 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from soundstage.common.pretrained import PretrainedMixin, config_from_dict, config_to_dict
+from soundstage.common.pretrained import PretrainedMixin, config_from_dict, config_to_dict, raise_if_configs_differ
 from soundstage.conditioners import Conditioners, ConditionersConfig, Conditioning
+from soundstage.conditioners.conditioners import TRAINING_ONLY_FIELDS
 
 ROPE_BASE = 10_000.0
 
@@ -62,6 +65,12 @@ def dit_preset(name: str) -> DiTConfig:
     if name not in DIT_PRESETS:
         raise KeyError(f"unknown DiT preset {name!r}; choose one of {sorted(DIT_PRESETS)}")
     return config_from_dict(DiTConfig, config_to_dict(DIT_PRESETS[name]))
+
+
+def with_training_fields(config: DiTConfig, conditioners: ConditionersConfig) -> DiTConfig:
+    """``config`` with the training-only fields of ``conditioners`` (``TRAINING_ONLY_FIELDS``)."""
+    own = {name: getattr(conditioners, name) for name in TRAINING_ONLY_FIELDS}
+    return dataclasses.replace(config, conditioners=dataclasses.replace(config.conditioners, **own))
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -187,6 +196,18 @@ class SpatialDiT(nn.Module, PretrainedMixin):
     def num_parameters(self) -> int:
         """Trainable parameters (the frozen text model and ELSA are not ours)."""
         return sum(p.numel() for p in self.parameters())
+
+    def check_init_config(self, other: Any, path: str | Path) -> None:
+        """A folder may initialise this model when their configs agree outside the conditioners' training-only
+        fields (``TRAINING_ONLY_FIELDS``: dropouts and the mode split decide what training drops, not the weights)."""
+        raise_if_configs_differ(self.config, with_training_fields(other, self.config.conditioners), path)
+
+    def init_from_pretrained(self, path: str | Path) -> None:
+        """Copy a saved DiT's weights and config, keeping this model's training-only conditioner fields, so that a
+        fine-tune may train another mode split than the run that made the folder (and its export says which)."""
+        own = self.config.conditioners
+        super().init_from_pretrained(path)
+        self.config = with_training_fields(self.config, own)
 
     def attach_elsa(self, elsa: nn.Module) -> None:
         """Give the descriptive conditioner its (frozen) ELSA; see :meth:`Conditioners.attach_elsa`."""

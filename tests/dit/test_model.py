@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from soundstage.common.pretrained import FormatError
 from soundstage.conditioners import ConditionBatch, Conditioning
 from soundstage.dit import DIT_PRESETS, DiTConfig, SpatialDiT, dit_preset
 from soundstage.elsa_encoder import ELSA, elsa_preset
@@ -130,3 +131,19 @@ def test_config_validation_and_presets() -> None:
 def test_wrong_latent_width_is_refused(cond: Conditioning) -> None:
     with pytest.raises(ValueError, match="expected 16 latent channels"):
         SpatialDiT(dit_preset("tiny"))(torch.randn(2, 8, 4), torch.rand(2), cond)
+
+
+def test_a_fine_tune_may_change_the_mode_split_but_not_the_architecture(tmp_path: Path) -> None:
+    trained = randomised(SpatialDiT(dit_preset("tiny")))
+    trained.save_pretrained(tmp_path / "trained")
+    config = dit_preset("tiny")
+    config.conditioners.descriptive_only, config.conditioners.parametric_only = 0.6, 0.15
+    descriptive = SpatialDiT(config)
+    descriptive.init_from_pretrained(tmp_path / "trained")
+    assert all(torch.equal(a, b) for a, b in zip(descriptive.state_dict().values(), trained.state_dict().values()))
+    assert (descriptive.config.conditioners.descriptive_only, descriptive.config.conditioners.parametric_only) == (
+        0.6, 0.15)  # the fine-tune's split, in the config its export will save
+    wider = dit_preset("tiny")
+    wider.dim = 64
+    with pytest.raises(FormatError, match="different config.*dim"):
+        SpatialDiT(wider).init_from_pretrained(tmp_path / "trained")
