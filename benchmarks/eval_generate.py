@@ -54,16 +54,10 @@ from soundstage.data.captions import DIRECTION_WORDS, direction_word
 from soundstage.data.manifest import read_manifest, split_records
 from soundstage.elsa_encoder import ELSA
 from soundstage.elsa_encoder.probes import attribute_label
-from soundstage.foa import diffuseness, great_circle_deg, vector_to_angles, wrap_degrees
+from soundstage.foa import diffuseness, great_circle_deg, wrap_degrees
 from soundstage.foa_files import analyze_foa_file, render_preview
-from soundstage.metrics.spatial_metrics import (
-    FRAME_SECONDS,
-    GATE_DB,
-    doa_deg,
-    gated_framewise_diffuseness,
-    gated_framewise_doa,
-)
-from soundstage.sample import SoundstagePipeline, parse_trajectory, trajectory_vectors
+from soundstage.metrics.spatial_metrics import doa_deg, gated_framewise_diffuseness
+from soundstage.sample import SoundstagePipeline, trajectory_frame_errors
 
 logger = logging.getLogger(__name__)
 
@@ -113,22 +107,6 @@ def doa(foa: np.ndarray) -> tuple[float, float]:
 def direction_error(foa: np.ndarray, azimuth_deg: float, elevation_deg: float) -> float:
     """Great circle (degrees) between the broadband DOA of ``foa`` and the given direction."""
     return float(great_circle_deg(*doa(foa), azimuth_deg, elevation_deg))
-
-
-def trajectory_frame_errors(foa: np.ndarray, sample_rate: int, trajectory: str, frame_seconds: float = FRAME_SECONDS,
-                            gate_db: float = GATE_DB) -> np.ndarray:
-    """Per-frame great circle (degrees) between a trajectory and the DOA of ``foa``, for frames within ``gate_db``
-    of the loudest.
-
-    Frames are those of ``soundstage.metrics.spatial_metrics.gated_framewise_doa``; frame ``i`` is compared with
-    the trajectory at its centre (``trajectory_vectors``' frame times).
-    """
-    hop = round(frame_seconds * sample_rate)
-    azimuth, elevation, keep = gated_framewise_doa(foa, sample_rate, frame_seconds, gate_db)
-    targets = trajectory_vectors(parse_trajectory(trajectory), azimuth.shape[-1], sample_rate / hop)
-    target_az, target_el = vector_to_angles(targets)
-    errors = great_circle_deg(azimuth, elevation, target_az.numpy(), target_el.numpy())
-    return np.atleast_1d(errors)[keep]
 
 
 def caption_prototypes(elsa: ELSA, records: Sequence[dict[str, Any]], classes: Sequence[str]) -> torch.Tensor:

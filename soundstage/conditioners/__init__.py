@@ -8,12 +8,13 @@ uncond = conditioners(batch.null_like())           # CFG's unconditional branch
 ```
 """
 
-from .conditioners import DROP_KEYS, Conditioners, ConditionersConfig
+from .conditioners import DROP_KEYS, TRAINING_ONLY_FIELDS, Conditioners, ConditionersConfig
 from .types import NUMBER_KEYS, ConditionBatch, ConditionError, Conditioning
 
 __all__ = [
     "DROP_KEYS",
     "NUMBER_KEYS",
+    "TRAINING_ONLY_FIELDS",
     "ConditionBatch",
     "ConditionError",
     "Conditioners",

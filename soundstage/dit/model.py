@@ -20,8 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from soundstage.common.pretrained import PretrainedMixin, config_from_dict, config_to_dict, raise_if_configs_differ
-from soundstage.conditioners import Conditioners, ConditionersConfig, Conditioning
-from soundstage.conditioners.conditioners import TRAINING_ONLY_FIELDS
+from soundstage.conditioners import TRAINING_ONLY_FIELDS, Conditioners, ConditionersConfig, Conditioning
 
 ROPE_BASE = 10_000.0
 

@@ -8,7 +8,7 @@ foa, sample_rate = SoundstagePipeline.from_pretrained("small")("a dog barks", az
 """
 
 from .batch import BatchReport, generate_batch
-from .direction import Keyframe, lock_direction, parse_trajectory, trajectory_vectors
+from .direction import Keyframe, lock_direction, parse_trajectory, trajectory_frame_errors, trajectory_vectors
 from .errors import GenerationError
 from .pipeline import GenerationDefaults, GenerationResult, SoundstagePipeline
 from .request import GenerationRequest
@@ -24,5 +24,6 @@ __all__ = [
     "generate_batch",
     "lock_direction",
     "parse_trajectory",
+    "trajectory_frame_errors",
     "trajectory_vectors",
 ]

@@ -14,11 +14,13 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from soundstage.codec.direction_latents import DIRECTION_GAIN, NUM_DIRECTION_CHANNELS
 from soundstage.codec.latent_norm import LatentNormalizer
-from soundstage.foa import direction_vector, wrap_degrees
+from soundstage.foa import direction_vector, great_circle_deg, vector_to_angles, wrap_degrees
+from soundstage.metrics.spatial_metrics import FRAME_SECONDS, GATE_DB, gated_framewise_doa
 
 from .errors import GenerationError
 
@@ -131,3 +133,19 @@ def track_directions(latent: torch.Tensor, normalizer: LatentNormalizer) -> torc
     vectors."""
     k = NUM_DIRECTION_CHANNELS
     return normalizer.channels(slice(-k, None)).denormalize(latent[:, -k:]).transpose(1, 2)
+
+
+def trajectory_frame_errors(foa: np.ndarray, sample_rate: int, trajectory: str, frame_seconds: float = FRAME_SECONDS,
+                            gate_db: float = GATE_DB) -> np.ndarray:
+    """Per-frame great circle (degrees) between a trajectory ``"T:AZ:EL,..."`` and the DOA of ``(4, T)`` audio, for
+    the frames within ``gate_db`` of the loudest: how closely a clip follows a path.
+
+    Frames are those of ``soundstage.metrics.spatial_metrics.gated_framewise_doa``; frame ``i`` is compared with
+    the trajectory at its centre (:func:`trajectory_vectors`' frame times).
+    """
+    hop = round(frame_seconds * sample_rate)
+    azimuth, elevation, keep = gated_framewise_doa(foa, sample_rate, frame_seconds, gate_db)
+    targets = trajectory_vectors(parse_trajectory(trajectory), azimuth.shape[-1], sample_rate / hop)
+    target_az, target_el = vector_to_angles(targets)
+    errors = great_circle_deg(azimuth, elevation, target_az.numpy(), target_el.numpy())
+    return np.atleast_1d(errors)[keep]

@@ -8,10 +8,9 @@ import torch
 
 from soundstage.codec import FOACodec
 from soundstage.codec.evaluate import reconstruct
-from soundstage.foa import broadband_doa, encode_mono, great_circle_deg, vector_to_angles
+from soundstage.foa import broadband_doa, encode_mono, great_circle_deg
 from soundstage.metrics.audio_metrics import level_error_db
-from soundstage.metrics.spatial_metrics import FRAME_SECONDS, gated_framewise_doa
-from soundstage.sample import parse_trajectory, trajectory_vectors
+from soundstage.sample import parse_trajectory, trajectory_frame_errors, trajectory_vectors
 from soundstage.sample.direction import lock_direction
 
 
@@ -46,17 +45,14 @@ def test_a_track_turned_along_a_path_is_followed_inside_every_latent_frame(bundl
     assert bundled.config.direction_subframes == 8
     sr = bundled.sample_rate
     mono = (0.1 * np.random.default_rng(0).standard_normal(2 * sr)).astype(np.float32)
-    trajectory = parse_trajectory("0:90:0,2:-90:0")
+    trajectory = "0:90:0,2:-90:0"
     coarse = FOACodec.from_pretrained("small").eval()
     coarse.config.direction_subframes = 1
     with torch.no_grad():
         latent = bundled.encode(torch.from_numpy(encode_mono(mono, 0.0, 0.0)))
-        path = trajectory_vectors(trajectory, latent.shape[-1], sr / bundled.hop)
+        path = trajectory_vectors(parse_trajectory(trajectory), latent.shape[-1], sr / bundled.hop)
         latent = lock_direction(latent, path, bundled.latent_normalizer)
-        errors = {}
-        for name, codec in (("fine", bundled), ("coarse", coarse)):
-            azimuth, elevation, keep = gated_framewise_doa(codec.decode(latent, length=mono.size)[0].numpy(), sr)
-            target = trajectory_vectors(trajectory, azimuth.size, 1.0 / FRAME_SECONDS)
-            errors[name] = great_circle_deg(azimuth, elevation, *(a.numpy() for a in vector_to_angles(target)))[keep]
+        errors = {name: trajectory_frame_errors(codec.decode(latent, length=mono.size)[0].numpy(), sr, trajectory)
+                  for name, codec in (("fine", bundled), ("coarse", coarse))}
     assert np.median(errors["fine"]) < 0.3 and np.max(errors["fine"]) < 1.5
     assert np.median(errors["coarse"]) > 2 * np.median(errors["fine"]) + 0.3
