@@ -97,23 +97,39 @@ def rotate_in_browser(driver: Any, yaw: float, timeout: float = 120.0) -> Browse
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
+    before = {name: _href(driver, css) for name, css in OUTPUT_LINKS.items()}
     box = driver.find_element(By.CSS_SELECTOR, "#yaw input[type=number]")
     box.clear()
     box.send_keys(f"{yaw:g}", Keys.TAB)
     WebDriverWait(driver, timeout).until(
         lambda d: f"rotated by yaw/pitch/roll {yaw:g}/0/0" in d.find_element(By.CSS_SELECTOR, "#status").text)
-    return _outputs(driver, "", "")
+    return _outputs(driver, "", "", before)
 
 
 OUTPUT_LINKS = {name: f"#{name} a[data-testid=download-link]" for name in ("binaural", "stereo", "download")}
 
 
-def _outputs(driver: Any, azimuth: str, elevation: str) -> BrowserRun:
+def _href(driver: Any, css: str) -> str | None:
+    """The link's target, or None while Gradio is re-rendering it (the element found may be replaced meanwhile)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.common.by import By
+
+    try:
+        return driver.find_element(By.CSS_SELECTOR, css).get_attribute("href")
+    except (NoSuchElementException, StaleElementReferenceException):
+        return None
+
+
+def _outputs(driver: Any, azimuth: str, elevation: str, before: dict[str, str | None] | None = None,
+             timeout: float = 60.0) -> BrowserRun:
+    """Download the outputs once each link is shown and (after a rotation) points at a new file, not ``before``'s."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     files = {}
     for name, css in OUTPUT_LINKS.items():
-        href = driver.find_element(By.CSS_SELECTOR, css).get_attribute("href")
+        old = (before or {}).get(name)
+        href = WebDriverWait(driver, timeout).until(lambda d, css=css, old=old: (h := _href(d, css)) and h != old and h)
         with urllib.request.urlopen(href, timeout=60) as response:  # the app's own loopback URL
             files[name] = response.read()
     return BrowserRun(azimuth, elevation, driver.find_element(By.CSS_SELECTOR, "#status").text, files)
